@@ -1,0 +1,91 @@
+"""CMA-ES (the `cma` package) with a checkpoint after every generation.
+
+Kill the process at any point and call `run_cmaes` again with the same arguments: it resumes
+from the last completed generation (at most one generation is lost) and, because numpy's global
+random state, which `cma` samples from, is checkpointed too, continues exactly as an
+uninterrupted run would.
+"""
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cma
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..io import atomic_path
+
+
+@dataclass
+class CMAESRun:
+    config: dict
+    es: cma.CMAEvolutionStrategy
+    rng_state: tuple
+    history: list[dict] = field(default_factory=list)      # one record per generation
+    evaluations: list[dict] = field(default_factory=list)  # periodic evaluations of the mean
+    best_params: np.ndarray | None = None                  # mean with the best evaluation so far
+
+    @property
+    def generation(self) -> int:
+        return len(self.history)
+
+
+def run_cmaes(fitness, dim: int, *, popsize: int, sigma0: float, generations: int, checkpoint,
+              seed: int, config: dict | None = None, evaluate=None, eval_every: int = 0,
+              progress: bool = True) -> CMAESRun:
+    """Maximise `fitness` from x0 = 0.
+
+    fitness(solutions: list[(dim,)], generation) -> (scores: list[float], info: dict merged into the record)
+    evaluate(mean: (dim,), generation) -> dict with at least "mean" (run every `eval_every`
+    generations and after the last); the evaluated mean with the highest "mean" is `best_params`.
+    `config` identifies the run: a checkpoint written under another config is not resumed.
+    """
+    checkpoint = Path(checkpoint)
+    config = {"dim": dim, "popsize": popsize, "sigma0": sigma0, "seed": seed, **(config or {})}
+    run = _load(checkpoint, config)
+    if run is None:
+        es = cma.CMAEvolutionStrategy(np.zeros(dim), sigma0, {"popsize": popsize, "seed": seed, "verbose": -9})
+        run = CMAESRun(config, es, np.random.get_state())
+    np.random.set_state(run.rng_state)
+    bar = tqdm(total=generations, initial=min(run.generation, generations), desc="CMA-ES generations",
+               disable=not progress, mininterval=5)
+    while run.generation < generations:
+        g = run.generation + 1
+        solutions = run.es.ask()
+        scores, info = fitness(solutions, g)
+        scores = np.asarray(scores, dtype=np.float64)
+        run.es.tell(solutions, (-scores).tolist())  # cma minimises
+        run.history.append({"generation": g, "best": float(scores.max()), "mean": float(scores.mean()),
+                            "worst": float(scores.min()), "sigma": float(run.es.sigma), **info})
+        if evaluate is not None and (g == generations or (eval_every and g % eval_every == 0)):
+            mean = np.array(run.es.mean)
+            result = {"generation": g, **evaluate(mean, g)}
+            if not run.evaluations or result["mean"] > max(e["mean"] for e in run.evaluations):
+                run.best_params = mean
+            run.evaluations.append(result)
+        run.rng_state = np.random.get_state()
+        _save(checkpoint, run)
+        bar.update(1)
+        bar.set_postfix(best=f"{scores.max():.1f}", mean=f"{scores.mean():.1f}")
+    bar.close()
+    if run.best_params is None:
+        run.best_params = np.array(run.es.mean)
+    return run
+
+
+def _save(path: Path, run: CMAESRun):
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(pickle.dumps(run, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def _load(path: Path, config: dict) -> CMAESRun | None:
+    if not path.exists():
+        return None
+    try:
+        run = pickle.loads(path.read_bytes())
+    except Exception as e:
+        raise ValueError(f"{path}: unreadable CMA-ES checkpoint ({e}); delete it to start over") from e
+    if run.config != config:
+        print(f"{path}: written for another configuration, starting a new run")
+        return None
+    return run

@@ -1,0 +1,136 @@
+"""Training loops for V and M. Both checkpoint atomically about once a minute and resume from
+their checkpoint when called again with the same configuration."""
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .io import load_torch, save_torch
+from .models import ConvVAE, MDNRNN, mdn_nll, vae_loss
+from .models.vae import frames_to_tensor
+
+CHECKPOINT_SECONDS = 60
+
+
+def train_vae(frames: np.ndarray, p, checkpoint, seed: int, progress: bool = True):
+    """frames: uint8 (N, 64, 64, 3). Returns (ConvVAE, history of {step, loss, rec, kl})."""
+    config = {**p.model_dump(), "frames": len(frames), "seed": seed}
+    torch.manual_seed(seed)
+    vae = ConvVAE(p.z_size)
+    opt = torch.optim.Adam(vae.parameters(), lr=p.lr)
+    steps_per_epoch = len(frames) // p.batch_size
+    if steps_per_epoch == 0:
+        raise ValueError(f"vae.batch_size={p.batch_size} exceeds the {len(frames)} training frames")
+    total = p.epochs * steps_per_epoch
+    step, history = _resume(checkpoint, config, vae, opt)
+    bar = tqdm(total=total, initial=step, desc="V (VAE) steps", disable=not progress, mininterval=10)
+    clock = _Clock(history)
+    saved, window = time.monotonic(), []
+    while step < total:
+        epoch, i = divmod(step, steps_per_epoch)
+        perm = torch.randperm(len(frames), generator=torch.Generator().manual_seed(seed + epoch))
+        x = frames_to_tensor(frames[np.sort(perm[i * p.batch_size:(i + 1) * p.batch_size].numpy())])
+        recon, mu, logvar = vae(x)
+        loss, rec, kl = vae_loss(x, recon, mu, logvar, p.kl_tolerance)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        step += 1
+        window.append((loss.item(), rec.item(), kl.item()))
+        if step % 50 == 0 or step == total:
+            history.append({"step": step, **dict(zip(("loss", "rec", "kl"), np.mean(window, 0).tolist())),
+                            "seconds": clock()})
+            window = []
+            bar.set_postfix(loss=f"{history[-1]['loss']:.1f}")
+        if step == total or time.monotonic() - saved > CHECKPOINT_SECONDS:
+            _save(checkpoint, config, vae, opt, step, history)
+            saved = time.monotonic()
+        bar.update(1)
+    bar.close()
+    return vae.eval(), history
+
+
+@torch.inference_mode()
+def encode_frames(vae: ConvVAE, frames: np.ndarray, batch: int = 1000):
+    """uint8 (T, 64, 64, 3) -> mu, logvar float32 (T, z)."""
+    out = [vae.encode(frames_to_tensor(frames[i:i + batch])) for i in range(0, len(frames), batch)]
+    return (torch.cat([m for m, _ in out]).numpy(), torch.cat([lv for _, lv in out]).numpy())
+
+
+def train_mdnrnn(mu: np.ndarray, logvar: np.ndarray, actions: np.ndarray, lengths: np.ndarray, p,
+                 checkpoint, seed: int, progress: bool = True):
+    """Teacher-forced M on windows of `p.seq_len` steps, z re-sampled from (mu, logvar) each batch.
+
+    mu, logvar: (E, T, z); actions: (E, T, A); lengths: (E,) valid steps per episode.
+    Predicts z[t+1] from (z[t], a[t]). Returns (MDNRNN, history of {step, nll}).
+    """
+    eligible = np.flatnonzero(lengths > p.seq_len)
+    if len(eligible) == 0:
+        raise ValueError(f"mdnrnn.seq_len={p.seq_len}: no episode has more than {p.seq_len} steps "
+                         f"(longest: {lengths.max()})")
+    config = {**p.model_dump(), "episodes": len(lengths), "seed": seed}
+    torch.manual_seed(seed)
+    model = MDNRNN(mu.shape[-1], actions.shape[-1], p.hidden, p.mixtures)
+    opt = torch.optim.Adam(model.trainable_parameters(), lr=p.lr)
+    step, history = _resume(checkpoint, config, model, opt)
+    rng = np.random.default_rng([seed, step])
+    bar = tqdm(total=p.steps, initial=step, desc="M (MDN-RNN) steps", disable=not progress, mininterval=10)
+    clock = _Clock(history)
+    saved, window = time.monotonic(), []
+    while step < p.steps:
+        ep = rng.choice(eligible, p.batch_size)
+        start = rng.integers(0, lengths[ep] - p.seq_len)
+        t = start[:, None] + np.arange(p.seq_len + 1)
+        m, lv = torch.as_tensor(mu[ep[:, None], t]), torch.as_tensor(logvar[ep[:, None], t])
+        z = m + (0.5 * lv).exp() * torch.randn_like(m)
+        a = torch.as_tensor(actions[ep[:, None], t[:, :-1]])
+        (logits, means, logstd, _), _ = model(torch.cat([z[:, :-1], a], -1))
+        loss = mdn_nll(logits, means, logstd, z[:, 1:])
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_value_(model.trainable_parameters(), p.grad_clip)
+        opt.step()
+        step += 1
+        window.append(loss.item())
+        if step % 10 == 0 or step == p.steps:
+            history.append({"step": step, "nll": float(np.mean(window)), "seconds": clock()})
+            window = []
+            bar.set_postfix(nll=f"{history[-1]['nll']:.3f}")
+        if step == p.steps or time.monotonic() - saved > CHECKPOINT_SECONDS:
+            _save(checkpoint, config, model, opt, step, history)
+            saved = time.monotonic()
+        bar.update(1)
+    bar.close()
+    return model.eval(), history
+
+
+class _Clock:
+    """Training seconds so far, counting those of the runs a checkpoint was resumed from."""
+
+    def __init__(self, history):
+        self.before, self.start = (history[-1]["seconds"] if history else 0.0), time.monotonic()
+
+    def __call__(self) -> float:
+        return self.before + time.monotonic() - self.start
+
+
+def _save(path, config, model, opt, step, history):
+    save_torch({"config": config, "model": model.state_dict(), "opt": opt.state_dict(),
+                "step": step, "history": history}, path)
+
+
+def _resume(path, config, model, opt):
+    """Load a matching checkpoint into model/opt; returns (step, history), (0, []) if none."""
+    path = Path(path)
+    if not path.exists():
+        return 0, []
+    ckpt = load_torch(path)
+    if ckpt["config"] != config:
+        print(f"{path}: written for another configuration, starting over")
+        return 0, []
+    model.load_state_dict(ckpt["model"])
+    opt.load_state_dict(ckpt["opt"])
+    print(f"{path}: resuming at step {ckpt['step']}")
+    return ckpt["step"], ckpt["history"]
