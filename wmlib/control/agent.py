@@ -8,20 +8,19 @@ from ..models.vae import frames_to_tensor
 class WorldModelAgent:
     """Callable policy: uint8 frame (64, 64, 3) -> env action.
 
-    use_h=True: C sees [z, h] with h the LSTM's hidden output (the full world model).
-    use_h=False: C sees z only (the paper's "V only" ablation) and M is not needed.
-    M is fed the env action, as in the rollouts it was trained on.
+    With `mdnrnn`, C sees [z, h], h being M's LSTM hidden output (the full world model); without,
+    C sees z only (the paper's "V only" ablation). M is fed the env action, as in its training data.
     """
 
     def __init__(self, vae, controller, to_env_action, mdnrnn=None, sample_z: bool = True):
         self.vae, self.controller, self.to_env_action = vae.eval(), controller.eval(), to_env_action
         self.mdnrnn = mdnrnn.eval() if mdnrnn is not None else None
+        self.cell = mdnrnn.cell() if mdnrnn is not None else None
         self.sample_z = sample_z
         self.reset()
 
     def reset(self):
-        self.state = None
-        self.h = torch.zeros(1, self.mdnrnn.hidden) if self.mdnrnn is not None else None
+        self.state = (torch.zeros(1, self.cell.hidden_size),) * 2 if self.cell is not None else None
 
     @torch.inference_mode()
     def __call__(self, frame: np.ndarray) -> np.ndarray:
@@ -29,10 +28,8 @@ class WorldModelAgent:
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if self.sample_z else mu
         if self.mdnrnn is None:
             return self.to_env_action(self.controller(z)[0].numpy())
-        action = self.to_env_action(self.controller(torch.cat([z, self.h], -1))[0].numpy())
-        step_in = torch.cat([z, torch.as_tensor(action)[None]], -1)[:, None]
-        _, self.state = self.mdnrnn.lstm(step_in, self.state)
-        self.h = self.state[0][0]
+        action = self.to_env_action(self.controller(torch.cat([z, self.state[0]], -1))[0].numpy())
+        self.state = self.cell(torch.cat([z, torch.as_tensor(action)[None]], -1), self.state)
         return action
 
 

@@ -39,6 +39,13 @@ class MDNRNN(nn.Module):
         logits, mu, logstd = mix.split(k, dim=-1)
         return logits, mu, logstd, done_logit
 
+    def cell(self) -> nn.LSTMCell:
+        """An LSTMCell sharing this LSTM's weights: one step at a time, ~3x faster than the LSTM (acting)."""
+        cell = nn.LSTMCell(self.lstm.input_size, self.hidden)
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            setattr(cell, name, getattr(self.lstm, f"{name}_l0"))
+        return cell
+
     def trainable_parameters(self):
         return [p for p in self.parameters() if p.requires_grad]
 

@@ -1,0 +1,118 @@
+"""Step 4: C, trained with CMA-ES in the real environment (full: [z, h]; z_only: the V-only ablation)."""
+import hashlib
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ...control import LinearController, run_cmaes
+from ...control.agent import WorldModelAgent, run_episode
+from ...envs import CARRACING_ACTION_SIZE, carracing_action, episode_seeds, make_carracing
+from ...io import load_torch, save_json, save_torch
+from ...models import MDNRNN, ConvVAE
+from . import Run
+
+def make_controller(variant: str, z_size: int, hidden: int) -> LinearController:
+    """full: C sees [z, h] (867 parameters at the paper's sizes); z_only: C sees z (99)."""
+    if variant not in ("full", "z_only"):
+        raise ValueError(f"controller variant must be 'full' or 'z_only', got {variant!r}")
+    return LinearController(z_size + (hidden if variant == "full" else 0), CARRACING_ACTION_SIZE)
+
+
+def _agent_weights(run: Run, variant: str) -> dict:
+    """What a worker needs to build the agent (plain tensors, cheap to ship to Ray)."""
+    shared = {"variant": variant, "vae": load_torch(run.data / "vae.pt")}
+    if variant == "full":
+        shared["mdnrnn"] = load_torch(run.data / "mdnrnn.pt")
+    return shared
+
+
+def build_agent(shared: dict, params) -> WorldModelAgent:
+    vae = ConvVAE(shared["vae"]["z_size"])
+    vae.load_state_dict(shared["vae"]["model"])
+    mdnrnn = None
+    if shared["variant"] == "full":
+        m = shared["mdnrnn"]
+        mdnrnn = MDNRNN(m["z_size"], CARRACING_ACTION_SIZE, m["hidden"], m["mixtures"])
+        mdnrnn.load_state_dict(m["model"])
+    controller = make_controller(shared["variant"], vae.z_size, mdnrnn.hidden if mdnrnn else 0)
+    return WorldModelAgent(vae, controller.set_flat(params), carracing_action, mdnrnn)
+
+
+_worker_cache = {}
+
+
+def _controller_episode(shared, item):
+    """Worker task: item = (controller params, seed, max_steps, early_stop) -> (return, steps)."""
+    params, seed, max_steps, early_stop = item
+    key = (id(shared), max_steps)
+    if key not in _worker_cache:
+        _worker_cache.clear()
+        _worker_cache[key] = (build_agent(shared, params), make_carracing(max_steps))
+    agent, env = _worker_cache[key]
+    agent.controller.set_flat(params)
+    ret, steps, _ = run_episode(env, agent, seed, early_stop)
+    return ret, steps
+
+
+def train_controller(run: Run, variant: str):
+    """CMA-ES over C's weights; fitness = mean return over `rollouts` tracks, the same tracks for every
+    candidate of a generation. Checkpointed each generation in data/<scale>/carracing/controller_<variant>/."""
+    p = run.params.controller
+    shared = _agent_weights(run, variant)
+    dim = make_controller(variant, shared["vae"]["z_size"],
+                          shared["mdnrnn"]["hidden"] if variant == "full" else 0).n_params
+    out = run.data / f"controller_{variant}"
+    with run.pool() as pool:
+        def fitness(solutions, g):
+            start = time.monotonic()
+            seeds = episode_seeds("train", p.rollouts, offset=(g - 1) * p.rollouts)
+            items = [(x, s, p.max_steps, p.early_stop) for x in solutions for s in seeds]
+            res = pool.map(_controller_episode, items, shared, progress=False)
+            returns = np.array([r for r, _ in res]).reshape(len(solutions), p.rollouts)
+            return returns.mean(1), {"env_steps": int(sum(s for _, s in res)),
+                                     "seconds": time.monotonic() - start}
+
+        def evaluate_mean(mean, g):
+            seeds = episode_seeds("train", p.eval_episodes, offset=5 * 10**8 + g * p.eval_episodes)
+            res = pool.map(_controller_episode, [(mean, s, p.max_steps, 0) for s in seeds], shared, progress=False)
+            returns = [r for r, _ in res]
+            return {"mean": float(np.mean(returns)), "std": float(np.std(returns)),
+                    "env_steps": int(sum(s for _, s in res))}
+
+        cma_run = run_cmaes(fitness, dim, popsize=p.popsize, sigma0=p.sigma0, generations=p.generations,
+                            checkpoint=out / "cmaes.pkl", seed=run.params.seed, evaluate=evaluate_mean,
+                            eval_every=p.eval_every,
+                            config={"variant": variant, "rollouts": p.rollouts, "max_steps": p.max_steps,
+                                    "early_stop": p.early_stop, "weights": _digest(shared)})
+    save_torch({"variant": variant, "params": cma_run.best_params}, out / "controller.pt")
+    history = pd.DataFrame(cma_run.history)
+    history.to_csv(run.results / f"cmaes_{variant}.csv", index=False)
+    evals = pd.DataFrame(cma_run.evaluations)
+    evals.to_csv(run.results / f"cmaes_{variant}_evaluations.csv", index=False)
+    save_json({"variant": variant, "parameters": dim, "generations": len(history),
+               "episodes": len(history) * p.popsize * p.rollouts + len(evals) * p.eval_episodes,
+               "env_steps": int(history.env_steps.sum() + evals.env_steps.sum()),
+               "seconds": float(history.seconds.sum()), "workers": run.params.parallel.workers,
+               "best_evaluation": float(evals["mean"].max())}, run.results / f"controller_{variant}.json")
+    return cma_run
+
+
+def load_controller_params(run: Run, variant: str) -> np.ndarray:
+    return load_torch(run.data / f"controller_{variant}" / "controller.pt")["params"]
+
+
+def _digest(obj) -> str:
+    h = hashlib.sha256()
+    for t in _tensors(obj):
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()
+
+
+def _tensors(obj):
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif isinstance(obj, dict):
+        for k in sorted(obj):
+            yield from _tensors(obj[k])

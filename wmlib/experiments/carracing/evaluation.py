@@ -1,0 +1,81 @@
+"""Step 5: every method on the same new tracks, the summary rows and the compute used."""
+import numpy as np
+import pandas as pd
+import torch
+
+from ...control.agent import run_episode
+from ...envs import episode_seeds, make_carracing
+from ...evaluation import EvalResult, evaluate
+from ...io import load_json, save_json
+from . import EXPERIMENT, METHODS, Run
+from .controller import _agent_weights, _controller_episode, build_agent, load_controller_params
+from .rollouts import _uniform
+
+def _random_episode(shared, seed):
+    env = make_carracing(shared["max_steps"])
+    ret, steps, _ = run_episode(env, _uniform(env, seed), seed)
+    env.close()
+    return ret, steps
+
+
+def _agent_episode(shared, seed):
+    params, max_steps = shared["params"], shared["max_steps"]
+    return _controller_episode(shared, (params, seed, max_steps, 0))
+
+
+def evaluate_methods(run: Run) -> dict[str, EvalResult]:
+    """Every method on the same `evaluation.episodes` new tracks; per-episode returns saved."""
+    p = run.params.evaluation
+    results = {}
+    with run.pool() as pool:
+        for method in METHODS:
+            if method == "random":
+                shared, fn = {"max_steps": p.max_steps}, _random_episode
+            else:
+                shared = {**_agent_weights(run, method), "params": load_controller_params(run, method),
+                          "max_steps": p.max_steps}
+                fn = _agent_episode
+            results[method] = evaluate(pool, fn, shared, method, p.episodes)
+            results[method].save(run.results / f"eval_{method}.json")
+    return results
+
+
+def record_agent(run: Run, variant: str = "full") -> np.ndarray:
+    """Frames (T, 64, 64, 3) of the trained agent on the first evaluation track."""
+    shared = _agent_weights(run, variant)
+    agent = build_agent(shared, load_controller_params(run, variant))
+    env = make_carracing(run.params.evaluation.gif_steps)
+    _, _, frames = run_episode(env, agent, episode_seeds("eval", 1)[0], record=True)
+    return frames
+
+
+def summary_rows(run: Run, results: dict[str, EvalResult]) -> pd.DataFrame:
+    """One row per method for results/summary.csv; env_steps = real env steps used to train it."""
+    rollout_steps = load_json(run.results / "rollouts.json")["frames"]
+    rows = []
+    for method, (label, paper_mean, paper_std) in METHODS.items():
+        train_steps = 0 if method == "random" else \
+            rollout_steps + load_json(run.results / f"controller_{method}.json")["env_steps"]
+        r = results[method]
+        rows.append({"experiment": EXPERIMENT, "method": label, "metric": f"return over {len(r.returns)} new tracks",
+                     "mean": round(r.mean, 1), "std": round(r.std, 1), "n": len(r.returns),
+                     "env_steps": train_steps, "paper_mean": paper_mean, "paper_std": paper_std,
+                     "scale": run.scale})
+    df = pd.DataFrame(rows)
+    df.to_csv(run.results / "summary.csv", index=False)
+    return df
+
+
+def compute_used(run: Run) -> dict:
+    """Core-hours per stage, from the times each stage recorded."""
+    w = run.params.parallel.workers
+    threads = torch.get_num_threads()
+    hours = {
+        "rollouts": load_json(run.results / "rollouts.json")["core_seconds"] / 3600,
+        "vae": load_json(run.results / "vae.json")["seconds"] * threads / 3600,
+        "mdnrnn": load_json(run.results / "mdnrnn.json")["seconds"] * threads / 3600,
+        **{f"cmaes_{v}": load_json(run.results / f"controller_{v}.json")["seconds"] * w / 3600
+           for v in ("full", "z_only")},
+    }
+    save_json({"core_hours": hours, "total_core_hours": sum(hours.values())}, run.results / "compute.json")
+    return hours

@@ -1,0 +1,96 @@
+"""Steps 2-3: V (the VAE) and M (the MDN-RNN): train, save, load, encode, dream."""
+import numpy as np
+import pandas as pd
+import torch
+
+from ... import training
+from ...data import RolloutStore, load_frames
+from ...envs import CARRACING_ACTION_SIZE
+from ...io import atomic_path, load_torch, save_json, save_torch
+from ...models import MDNRNN, ConvVAE, imagine
+from . import Run
+
+def train_vae(run: Run) -> tuple[ConvVAE, list[dict]]:
+    p = run.params.vae
+    frames = load_frames(RolloutStore(run.data / "rollouts"), p.frame_stride)
+    ckpt = run.data / "vae.ckpt"
+    vae, history = training.train_vae(frames, p, ckpt, run.params.seed)
+    save_torch({"z_size": p.z_size, "model": vae.state_dict()}, run.data / "vae.pt")
+    ckpt.unlink(missing_ok=True)
+    pd.DataFrame(history).to_csv(run.results / "vae_history.csv", index=False)
+    last = history[-1]
+    save_json({"frames": len(frames), "epochs": p.epochs, "steps": last["step"], "loss": last["loss"],
+               "reconstruction": last["rec"], "kl": last["kl"], "seconds": last["seconds"],
+               "images_per_second": last["step"] * p.batch_size / last["seconds"]}, run.results / "vae.json")
+    return vae, history
+
+
+def load_vae(run: Run) -> ConvVAE:
+    ckpt = load_torch(run.data / "vae.pt")
+    vae = ConvVAE(ckpt["z_size"])
+    vae.load_state_dict(ckpt["model"])
+    return vae.eval()
+
+
+def encode_rollouts(run: Run, vae: ConvVAE) -> dict:
+    """Encode every stored frame: mu, logvar (E, T, z), actions (E, T, A), lengths (E,), padded."""
+    store = RolloutStore(run.data / "rollouts")
+    lengths = np.array([e["steps"] for e in store.index])
+    E, T, z = len(lengths), lengths.max(), vae.z_size
+    out = {"mu": np.zeros((E, T, z), np.float32), "logvar": np.zeros((E, T, z), np.float32),
+           "actions": np.zeros((E, T, CARRACING_ACTION_SIZE), np.float32), "lengths": lengths}
+    for i, ep in enumerate(store):
+        out["mu"][i, :len(ep)], out["logvar"][i, :len(ep)] = training.encode_frames(vae, ep.frames)
+        out["actions"][i, :len(ep)] = ep.actions
+    with atomic_path(run.data / "latents.npz") as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **out)
+    return out
+
+
+def load_latents(run: Run) -> dict:
+    with np.load(run.data / "latents.npz") as f:
+        return dict(f)
+
+
+# 3. M: the MDN-RNN --------------------------------------------------------------------------
+
+def train_mdnrnn(run: Run) -> tuple[MDNRNN, list[dict]]:
+    p = run.params.mdnrnn
+    lat = load_latents(run)
+    ckpt = run.data / "mdnrnn.ckpt"
+    model, history = training.train_mdnrnn(lat["mu"], lat["logvar"], lat["actions"], lat["lengths"], p,
+                                           ckpt, run.params.seed)
+    save_torch({"z_size": lat["mu"].shape[-1], "hidden": p.hidden, "mixtures": p.mixtures,
+                "model": model.state_dict()}, run.data / "mdnrnn.pt")
+    ckpt.unlink(missing_ok=True)
+    pd.DataFrame(history).to_csv(run.results / "mdnrnn_history.csv", index=False)
+    last = history[-1]
+    save_json({"steps": last["step"], "nll": last["nll"], "seconds": last["seconds"],
+               "sequence_steps_per_second": last["step"] * p.batch_size * p.seq_len / last["seconds"]},
+              run.results / "mdnrnn.json")
+    return model, history
+
+
+def load_mdnrnn(run: Run) -> MDNRNN:
+    ckpt = load_torch(run.data / "mdnrnn.pt")
+    model = MDNRNN(ckpt["z_size"], CARRACING_ACTION_SIZE, ckpt["hidden"], ckpt["mixtures"])
+    model.load_state_dict(ckpt["model"])
+    return model.eval()
+
+
+@torch.inference_mode()
+def dream(vae: ConvVAE, mdnrnn: MDNRNN, latents: dict, taus, episode: int = 0, start: int = 60,
+          steps: int = 40) -> dict[str, np.ndarray]:
+    """Real frames of one stored episode next to M's dreams from the same first frame and actions,
+    decoded by V: label -> uint8 frames (steps + 1, 64, 64, 3)."""
+    length = int(latents["lengths"][episode])
+    start = min(start, max(length - steps - 1, 0))
+    steps = min(steps, length - start - 1)
+    mu = torch.as_tensor(latents["mu"][episode, start:start + steps + 1])
+    actions = torch.as_tensor(latents["actions"][episode, start:start + steps])
+    to_uint8 = lambda z: (vae.decode(z).movedim(1, -1) * 255).round().byte().numpy()  # noqa: E731
+    out = {"real (V's reconstruction)": to_uint8(mu)}
+    for tau in taus:
+        out[f"dream, tau={tau:g}"] = to_uint8(imagine(mdnrnn, mu[0], actions, tau))
+    return out

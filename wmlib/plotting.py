@@ -1,0 +1,94 @@
+"""Figures and animations the notebooks show; each function returns a matplotlib Figure."""
+import imageio.v3 as iio
+import matplotlib.pyplot as plt
+import numpy as np
+
+from .io import atomic_path
+
+
+def frame_grid(rows: dict[str, np.ndarray], title: str | None = None):
+    """rows: label -> uint8 frames (N, H, W, 3), one row each, N columns."""
+    n = max(len(f) for f in rows.values())
+    fig, axes = plt.subplots(len(rows), n, figsize=(1.3 * n, 1.4 * len(rows)), squeeze=False)
+    for r, (label, frames) in enumerate(rows.items()):
+        for c in range(n):
+            ax = axes[r, c]
+            ax.set_xticks([]), ax.set_yticks([])
+            if c < len(frames):
+                ax.imshow(frames[c])
+            else:
+                ax.axis("off")
+        axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def training_curve(history, x: str, ys: list[str], title: str, logy: bool = False):
+    """Loss curves from a history table (pandas DataFrame or list of dicts)."""
+    import pandas as pd
+    df = pd.DataFrame(history)
+    fig, axes = plt.subplots(1, len(ys), figsize=(4 * len(ys), 3), squeeze=False)
+    for ax, y in zip(axes[0], ys):
+        ax.plot(df[x], df[y])
+        ax.set_xlabel(x), ax.set_ylabel(y)
+        if logy:
+            ax.set_yscale("log")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def fitness_curve(history, evaluations, title: str, paper: float | None = None):
+    """CMA-ES best / mean / worst fitness per generation, plus the periodic evaluation of the mean."""
+    import pandas as pd
+    h, e = pd.DataFrame(history), pd.DataFrame(evaluations)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.fill_between(h.generation, h.worst, h.best, alpha=0.2, label="worst..best candidate")
+    ax.plot(h.generation, h["mean"], label="population mean")
+    if len(e):
+        ax.errorbar(e.generation, e["mean"], yerr=e["std"], fmt="o-", color="k", capsize=3,
+                    label="mean solution, evaluation")
+    if paper is not None:
+        ax.axhline(paper, ls="--", color="gray", label=f"paper: {paper:g}")
+    ax.set_xlabel("generation"), ax.set_ylabel("return"), ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def score_histograms(results: dict, labels: dict[str, str], paper: dict[str, float | None]):
+    """One histogram of per-episode returns per method, with its mean and the paper's."""
+    fig, axes = plt.subplots(1, len(results), figsize=(4 * len(results), 3), sharey=True, squeeze=False)
+    for ax, (key, r) in zip(axes[0], results.items()):
+        ax.hist(r.returns, bins=20, color="C0", alpha=0.8)
+        ax.axvline(r.mean, color="k", label=f"mean {r.mean:.0f} +- {r.std:.0f}")
+        if paper.get(key) is not None:
+            ax.axvline(paper[key], color="C3", ls="--", label=f"paper {paper[key]:.0f}")
+        ax.set_title(labels[key]), ax.set_xlabel("return")
+        ax.legend(fontsize=8)
+    axes[0, 0].set_ylabel("episodes")
+    fig.tight_layout()
+    return fig
+
+
+def save_gif(frames: np.ndarray, path, fps: int = 25, upscale: int = 2):
+    """uint8 frames (T, H, W, 3) -> looping GIF, each pixel repeated `upscale` times."""
+    frames = np.asarray(frames).repeat(upscale, axis=1).repeat(upscale, axis=2)
+    with atomic_path(path) as tmp:
+        iio.imwrite(tmp, frames, extension=".gif", duration=1000 / fps, loop=0)
+    return path
+
+
+def show_gif(path):
+    """Display a GIF inline in a notebook (embedded, so the executed copy carries it)."""
+    from IPython.display import Image
+    with open(path, "rb") as f:
+        return Image(data=f.read(), format="gif")
+
+
+def savefig(fig, path):
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90, bbox_inches="tight", format=str(path).rsplit(".", 1)[-1])
+    return fig
