@@ -1,0 +1,77 @@
+"""CMA-ES finds a known optimum, and a run killed mid-generation resumes exactly where it stopped."""
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from wmlib.control import run_cmaes
+
+OPTIMUM = np.array([1.0, -2.0, 0.5, 3.0])
+
+
+def sphere(solutions, generation):
+    return [-float(np.sum((x - OPTIMUM) ** 2)) for x in solutions], {}
+
+
+def test_finds_the_optimum_of_a_shifted_sphere(tmp_path):
+    run = run_cmaes(sphere, 4, popsize=8, sigma0=1.0, generations=80, checkpoint=tmp_path / "c.pkl", seed=1,
+                    evaluate=lambda m, g: {"mean": -float(np.sum((m - OPTIMUM) ** 2))}, eval_every=20,
+                    progress=False)
+    np.testing.assert_allclose(run.best_params, OPTIMUM, atol=1e-3)
+    assert [e["generation"] for e in run.evaluations] == [20, 40, 60, 80]
+    assert run.history[-1]["best"] > -1e-6
+
+
+SCRIPT = textwrap.dedent("""
+    import os, signal, sys
+    import numpy as np
+    from wmlib.control import run_cmaes
+    target = np.arange(6.0)
+    kill_at = int(sys.argv[2])
+    def fitness(solutions, g):
+        if g == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, as with a power cut
+        return [-float(np.sum((x - target) ** 2)) for x in solutions], {"extra": g}
+    run_cmaes(fitness, 6, popsize=6, sigma0=0.5, generations=12, checkpoint=sys.argv[1], seed=3, progress=False)
+""")
+
+
+def run_script(ckpt, kill_at):
+    return subprocess.run([sys.executable, "-c", SCRIPT, str(ckpt), str(kill_at)], capture_output=True, text=True)
+
+
+def test_killed_run_resumes_and_matches_an_uninterrupted_one(tmp_path):
+    assert run_script(tmp_path / "ref.pkl", -1).returncode == 0
+    ref = pickle.loads((tmp_path / "ref.pkl").read_bytes())
+
+    killed = run_script(tmp_path / "run.pkl", 5)
+    assert killed.returncode == -signal.SIGKILL
+    partial = pickle.loads((tmp_path / "run.pkl").read_bytes())
+    assert partial.generation == 4  # generation 5 was lost, nothing before it
+
+    assert run_script(tmp_path / "run.pkl", -1).returncode == 0
+    resumed = pickle.loads((tmp_path / "run.pkl").read_bytes())
+    assert resumed.generation == 12
+    assert resumed.history == ref.history
+    np.testing.assert_array_equal(resumed.es.mean, ref.es.mean)
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]  # no half-written checkpoint left
+
+
+def test_checkpoint_of_another_configuration_is_not_resumed(tmp_path, capsys):
+    ckpt = tmp_path / "c.pkl"
+    run_cmaes(sphere, 4, popsize=6, sigma0=1.0, generations=3, checkpoint=ckpt, seed=1, progress=False)
+    run = run_cmaes(sphere, 4, popsize=8, sigma0=1.0, generations=2, checkpoint=ckpt, seed=1, progress=False)
+    assert "another configuration" in capsys.readouterr().out
+    assert run.generation == 2
+
+
+def test_unreadable_checkpoint_is_named(tmp_path):
+    ckpt = tmp_path / "c.pkl"
+    ckpt.write_bytes(b"not a pickle")
+    with pytest.raises(ValueError, match=f"{ckpt}: unreadable CMA-ES checkpoint"):
+        run_cmaes(sphere, 4, popsize=6, sigma0=1.0, generations=1, checkpoint=ckpt, seed=1, progress=False)

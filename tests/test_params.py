@@ -1,0 +1,74 @@
+"""params.yaml: every scale validates; a bad key or value fails fast, naming it."""
+import pytest
+import yaml
+
+from wmlib.params import PARAMS_FILE, SCALES, ParamsError, load_params, resolve_scale
+
+
+def write_params(tmp_path, mutate):
+    raw = yaml.safe_load(PARAMS_FILE.read_text())
+    mutate(raw)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_every_scale_of_the_repository_params_validates(scale):
+    p = load_params("carracing", scale)
+    assert p.vae.z_size == 32 and p.mdnrnn.hidden == 256
+
+
+def test_paper_scale_uses_the_papers_hyperparameters():
+    p = load_params("carracing", "paper")
+    assert (p.controller.popsize, p.controller.rollouts, p.controller.sigma0) == (64, 16, 0.1)
+    assert (p.vae.batch_size, p.vae.lr, p.vae.kl_tolerance) == (100, 1e-4, 0.5)
+    assert (p.mdnrnn.mixtures, p.mdnrnn.seq_len, p.mdnrnn.lr, p.mdnrnn.grad_clip) == (5, 999, 1e-3, 1.0)
+    assert (p.rollouts.episodes, p.evaluation.episodes, p.parallel.backend) == (10_000, 100, "ray")
+
+
+def test_misspelled_key_is_named(tmp_path):
+    path = write_params(tmp_path, lambda r: r["carracing"]["smoke"]["vae"].update(lr_rate=1.0))
+    with pytest.raises(ParamsError, match=r"carracing\.smoke\.vae\.lr_rate: Extra inputs are not permitted"):
+        load_params("carracing", "smoke", path)
+
+
+def test_missing_key_is_named(tmp_path):
+    path = write_params(tmp_path, lambda r: r["carracing"]["smoke"]["controller"].pop("popsize"))
+    with pytest.raises(ParamsError, match=r"carracing\.smoke\.controller\.popsize: Field required"):
+        load_params("carracing", "smoke", path)
+
+
+def test_ill_typed_value_is_named(tmp_path):
+    # YAML 1.1 reads 1e-4 (no dot) as a string: the classic trap
+    path = write_params(tmp_path, lambda r: r["carracing"]["smoke"]["vae"].update(lr="1e-4"))
+    with pytest.raises(ParamsError, match=r"carracing\.smoke\.vae\.lr: .*got '1e-4'"):
+        load_params("carracing", "smoke", path)
+    path = write_params(tmp_path, lambda r: r["carracing"]["smoke"]["rollouts"].update(episodes=2.5))
+    with pytest.raises(ParamsError, match=r"carracing\.smoke\.rollouts\.episodes"):
+        load_params("carracing", "smoke", path)
+
+
+def test_unknown_top_level_key_is_named(tmp_path):
+    path = write_params(tmp_path, lambda r: r.update(carracin={}))
+    with pytest.raises(ParamsError, match="carracin"):
+        load_params("carracing", "smoke", path)
+
+
+def test_scale_precedence(tmp_path, monkeypatch):
+    path = write_params(tmp_path, lambda r: r.update(scale="default"))
+    monkeypatch.delenv("WMLIB_SCALE", raising=False)
+    assert resolve_scale(None, path) == "default"
+    monkeypatch.setenv("WMLIB_SCALE", "smoke")
+    assert resolve_scale(None, path) == "smoke"
+    assert resolve_scale("paper", path) == "paper"
+
+
+def test_bad_scale_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("WMLIB_SCALE", "huge")
+    with pytest.raises(ParamsError, match="WMLIB_SCALE: scale must be one of smoke, default, paper"):
+        resolve_scale()
+    monkeypatch.delenv("WMLIB_SCALE")
+    path = write_params(tmp_path, lambda r: r.update(scale="Default"))
+    with pytest.raises(ParamsError, match="key 'scale'"):
+        resolve_scale(None, path)

@@ -1,0 +1,83 @@
+"""Rollout files: round trip, resume, and a clear error naming any corrupt or truncated file."""
+import numpy as np
+import pytest
+
+from wmlib.data import CorruptRolloutError, Episode, RolloutStore, collect_episode, load_frames
+from wmlib.envs import BrownianPolicy, make_carracing
+
+META = {"policy": "brownian", "max_steps": 5}
+
+
+def random_episode(seed, steps=5):
+    rng = np.random.default_rng(seed)
+    return Episode(seed, rng.integers(0, 256, (steps, 64, 64, 3), dtype=np.uint8),
+                   rng.standard_normal((steps, 3)).astype(np.float32), rng.standard_normal(steps).astype(np.float32))
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = RolloutStore(tmp_path / "rollouts")
+    entries = [store.write(random_episode(s, 5 + s), META) for s in range(3)]
+    store.write_index(entries, META)
+    return store
+
+
+def test_round_trip(store):
+    assert len(store) == 3
+    for s, ep in enumerate(store):
+        ref = random_episode(s, 5 + s)
+        assert ep.seed == s and len(ep) == 5 + s
+        np.testing.assert_array_equal(ep.frames, ref.frames)
+        np.testing.assert_array_equal(ep.actions, ref.actions)
+        np.testing.assert_array_equal(ep.rewards, ref.rewards)
+    assert load_frames(store, stride=2).shape == (3 + 3 + 4, 64, 64, 3)
+
+
+def test_frames_are_stored_compressed(tmp_path):
+    store = RolloutStore(tmp_path)
+    flat = Episode(0, np.full((100, 64, 64, 3), 7, np.uint8), np.zeros((100, 3), np.float32), np.zeros(100, np.float32))
+    store.write(flat, META)
+    assert (tmp_path / "ep_0000000.npz").stat().st_size < flat.frames.nbytes / 50
+
+
+def test_truncated_file_is_named(store):
+    path = store.root / store.index[1]["file"]
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(CorruptRolloutError, match=str(path)):
+        store[1]
+    assert len(store[0]) == 5  # the others still load
+
+
+def test_flipped_byte_is_named(store):
+    path = store.root / store.index[2]["file"]
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptRolloutError, match=f"{path}: checksum"):
+        store[2]
+
+
+def test_missing_file_is_named(store):
+    path = store.root / store.index[0]["file"]
+    path.unlink()
+    with pytest.raises(CorruptRolloutError, match=f"{path}: listed in index.json but missing"):
+        list(store)
+
+
+def test_existing_episode_is_reused_only_if_intact_and_same_settings(store):
+    assert store.existing(1, META)["steps"] == 6
+    assert store.existing(1, {**META, "max_steps": 6}) is None
+    assert store.existing(99, META) is None
+    path = store.root / store.index[1]["file"]
+    path.write_bytes(path.read_bytes()[:200])
+    assert store.existing(1, META) is None
+
+
+def test_collect_episode_records_what_the_env_saw():
+    env = make_carracing(max_steps=12)
+    ep = collect_episode(env, BrownianPolicy(env.action_space, np.random.default_rng(0)), seed=3)
+    assert ep.frames.shape == (12, 64, 64, 3) and ep.frames.dtype == np.uint8
+    assert ep.actions.shape == (12, 3) and ep.rewards.shape == (12,)
+    assert (ep.actions[:, 1:] >= 0).all() and (np.abs(ep.actions) <= 1).all()
+    again = collect_episode(env, BrownianPolicy(env.action_space, np.random.default_rng(0)), seed=3)
+    np.testing.assert_array_equal(ep.frames, again.frames)  # seeded: reproducible

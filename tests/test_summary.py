@@ -1,0 +1,37 @@
+"""results/summary.csv has the agreed columns, and the README's table is generated from it."""
+import pandas as pd
+import pytest
+
+from wmlib import summary
+from wmlib.evaluation import EvalResult
+
+
+def test_readme_table_is_generated_from_summary_csv():
+    if not summary.SUMMARY.exists():
+        pytest.skip("no results/summary.csv yet")
+    df = pd.read_csv(summary.SUMMARY)
+    assert list(df.columns) == summary.COLUMNS
+    assert f"{summary.BEGIN}\n{summary.markdown_table(df)}\n{summary.END}" in summary.README.read_text()
+
+
+def test_update_readme_replaces_only_the_marked_block(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{summary.BEGIN}\nold\n{summary.END}\noutro\n")
+    summary.update_readme("| new |", readme)
+    assert readme.read_text() == f"intro\n{summary.BEGIN}\n| new |\n{summary.END}\noutro\n"
+    readme.write_text("no markers")
+    with pytest.raises(ValueError, match="missing the markers"):
+        summary.update_readme("x", readme)
+
+
+def test_markdown_table_leaves_paper_columns_empty_where_the_paper_has_no_number():
+    df = pd.DataFrame([{"experiment": "e", "method": "random policy", "metric": "return", "mean": -50.2, "std": 3.1,
+                        "n": 100, "env_steps": 0, "paper_mean": None, "paper_std": None, "scale": "default"}])
+    assert summary.markdown_table(df).splitlines()[-1] == "| e | random policy | -50 +- 3 | 100 | 0 |  |"
+
+
+def test_eval_result_round_trip(tmp_path):
+    r = EvalResult("full", [1, 2, 3], [10.0, 20.0, 60.0], [1000, 1000, 500])
+    r.save(tmp_path / "r.json")
+    back = EvalResult.load(tmp_path / "r.json")
+    assert back == r and back.mean == 30.0 and back.std == pytest.approx(21.602, abs=1e-3)
