@@ -49,27 +49,9 @@ def record_agent(run: Run, variant: str = "full") -> np.ndarray:
     return frames
 
 
-def summary_rows(run: Run, results: dict[str, EvalResult]) -> pd.DataFrame:
-    """One row per method for results/summary.csv; env_steps = real env steps used to train it."""
-    rollout_steps = load_json(run.results / "rollouts.json")["frames"]
-    rows = []
-    for method, (label, paper_mean, paper_std) in METHODS.items():
-        train_steps = 0 if method == "random" else \
-            rollout_steps + load_json(run.results / f"controller_{method}.json")["env_steps"]
-        r = results[method]
-        rows.append({"experiment": EXPERIMENT, "method": label, "metric": f"return over {len(r.returns)} new tracks",
-                     "mean": round(r.mean, 1), "std": round(r.std, 1), "n": len(r.returns),
-                     "env_steps": train_steps, "paper_mean": paper_mean, "paper_std": paper_std,
-                     "scale": run.scale})
-    df = pd.DataFrame(rows)
-    df.to_csv(run.results / "summary.csv", index=False)
-    return df
-
-
 def compute_used(run: Run) -> dict:
-    """Core-hours per stage, from the times each stage recorded."""
-    w = run.params.parallel.workers
-    threads = torch.get_num_threads()
+    """Core-hours per stage, from the times each stage recorded (V and M train on all torch threads)."""
+    w, threads = run.params.parallel.workers, torch.get_num_threads()
     hours = {
         "rollouts": load_json(run.results / "rollouts.json")["core_seconds"] / 3600,
         "vae": load_json(run.results / "vae.json")["seconds"] * threads / 3600,
@@ -79,3 +61,27 @@ def compute_used(run: Run) -> dict:
     }
     save_json({"core_hours": hours, "total_core_hours": sum(hours.values())}, run.results / "compute.json")
     return hours
+
+
+def summary_rows(run: Run, results: dict[str, EvalResult]) -> pd.DataFrame:
+    """One row per method for results/summary.csv. env_steps, train_episodes and core_hours count what
+    it took to train that method: the random rollouts, V, M (full only) and its CMA-ES run."""
+    rollouts = load_json(run.results / "rollouts.json")
+    hours = compute_used(run)
+    rows = []
+    for method, (label, paper_mean, paper_std) in METHODS.items():
+        if method == "random":
+            steps = episodes = core_hours = 0
+        else:
+            cma = load_json(run.results / f"controller_{method}.json")
+            steps, episodes = rollouts["frames"] + cma["env_steps"], rollouts["episodes"] + cma["episodes"]
+            core_hours = hours["rollouts"] + hours["vae"] + hours[f"cmaes_{method}"] \
+                + (hours["mdnrnn"] if method == "full" else 0)
+        r = results[method]
+        rows.append({"experiment": EXPERIMENT, "method": label, "metric": "return on new tracks",
+                     "mean": round(r.mean, 1), "std": round(r.std, 1), "n": len(r.returns),
+                     "env_steps": steps, "paper_mean": paper_mean, "paper_std": paper_std, "scale": run.scale,
+                     "train_episodes": episodes, "core_hours": round(core_hours, 2)})
+    df = pd.DataFrame(rows)
+    df.to_csv(run.results / "summary.csv", index=False)
+    return df
