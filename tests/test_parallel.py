@@ -24,7 +24,8 @@ def test_local_pool_maps_in_order_with_shared_data(workers):
 
 def test_ray_backend_on_a_local_instance():
     ray = pytest.importorskip("ray")
-    pytest.importorskip("ray.cloudpickle").register_pickle_by_value(sys.modules[__name__])  # workers cannot import this test module
+    # Ray's workers cannot import this test module: ship its functions by value
+    pytest.importorskip("ray.cloudpickle").register_pickle_by_value(sys.modules[__name__])
     pool = WorkerPool("ray", workers=2)
     try:
         out = pool.map(scaled_pid, range(6), {"factor": 2}, progress=False)

@@ -28,7 +28,8 @@ def test_markdown_table_leaves_paper_columns_empty_where_the_paper_has_no_number
     df = pd.DataFrame([{"experiment": "e", "method": "random policy", "metric": "return", "mean": -50.2, "std": 3.1,
                         "n": 100, "env_steps": 0, "paper_mean": None, "paper_std": None, "scale": "default",
                         "train_episodes": 0, "core_hours": 0.0}])
-    assert summary.markdown_table(df).splitlines()[-1] == "| e | random policy | -50 +- 3 | 100 |  | 0 | 0 | 0.00 | default |"
+    last = summary.markdown_table(df).splitlines()[-1]
+    assert last == "| e | random policy | -50 +- 3 | 100 |  | 0 | 0 | 0.00 | default |"
 
 
 def test_eval_result_round_trip(tmp_path):

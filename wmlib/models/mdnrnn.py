@@ -27,7 +27,8 @@ class MDNRNN(nn.Module):
         self.head = nn.Linear(hidden, z_size * mixtures * 3 + int(done_head))
 
     def forward(self, inputs, state=None):
-        """inputs: (B, T, z + action + extra) -> (logits, mu, logstd each (B, T, z, K), done_logit (B, T) or None), state."""
+        """inputs (B, T, z + action + extra) -> ((logits, mu, logstd), each (B, T, z, K), done_logit (B, T) or None),
+        LSTM state."""
         out, state = self.lstm(inputs, state)
         return self.mixture_params(self.head(out)), state
 

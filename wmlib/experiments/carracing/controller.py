@@ -13,6 +13,7 @@ from ...io import load_torch, save_json, save_torch
 from ...models import MDNRNN, ConvVAE
 from . import Run
 
+
 def make_controller(variant: str, z_size: int, hidden: int) -> LinearController:
     """full: C sees [z, h] (867 parameters at the paper's sizes); z_only: C sees z (99)."""
     if variant not in ("full", "z_only"):
@@ -40,17 +41,16 @@ def build_agent(shared: dict, params) -> WorldModelAgent:
     return WorldModelAgent(vae, controller.set_flat(params), carracing_action, mdnrnn)
 
 
-_worker_cache = {}
+_worker = {}  # this process's agent and env, rebuilt when the shared weights or episode length change
 
 
 def _controller_episode(shared, item):
     """Worker task: item = (controller params, seed, max_steps, early_stop) -> (return, steps)."""
     params, seed, max_steps, early_stop = item
-    key = (id(shared), max_steps)
-    if key not in _worker_cache:
-        _worker_cache.clear()
-        _worker_cache[key] = (build_agent(shared, params), make_carracing(max_steps))
-    agent, env = _worker_cache[key]
+    if _worker.get("shared") is not shared or _worker.get("max_steps") != max_steps:
+        _worker.update(shared=shared, max_steps=max_steps, agent=build_agent(shared, params),
+                       env=make_carracing(max_steps))
+    agent, env = _worker["agent"], _worker["env"]
     agent.controller.set_flat(params)
     ret, steps, _ = run_episode(env, agent, seed, early_stop)
     return ret, steps
@@ -75,11 +75,12 @@ def train_controller(run: Run, variant: str):
                                      "seconds": time.monotonic() - start}
 
         def evaluate_mean(mean, g):
+            start = time.monotonic()
             seeds = episode_seeds("train", p.eval_episodes, offset=5 * 10**8 + g * p.eval_episodes)
             res = pool.map(_controller_episode, [(mean, s, p.max_steps, 0) for s in seeds], shared, progress=False)
             returns = [r for r, _ in res]
             return {"mean": float(np.mean(returns)), "std": float(np.std(returns)),
-                    "env_steps": int(sum(s for _, s in res))}
+                    "env_steps": int(sum(s for _, s in res)), "seconds": time.monotonic() - start}
 
         cma_run = run_cmaes(fitness, dim, popsize=p.popsize, sigma0=p.sigma0, generations=p.generations,
                             checkpoint=out / "cmaes.pkl", seed=run.params.seed, evaluate=evaluate_mean,
@@ -94,7 +95,8 @@ def train_controller(run: Run, variant: str):
     save_json({"variant": variant, "parameters": dim, "generations": len(history),
                "episodes": len(history) * p.popsize * p.rollouts + len(evals) * p.eval_episodes,
                "env_steps": int(history.env_steps.sum() + evals.env_steps.sum()),
-               "seconds": float(history.seconds.sum()), "workers": run.params.parallel.workers,
+               "seconds": float(history.seconds.sum() + evals.seconds.sum()),
+               "workers": run.params.parallel.workers,
                "best_evaluation": float(evals["mean"].max())}, run.results / f"controller_{variant}.json")
     return cma_run
 
