@@ -3,6 +3,8 @@
 # make bench: set up and measure speed (results/benchmarks/)
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# dvc's stage commands call `python` and `papermill`: put the venv first on PATH
+RUN := PATH="$(abspath $(VENV))/bin:$$PATH"
 
 .PHONY: setup repro test bench
 
@@ -15,10 +17,10 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 repro: setup
-	$(VENV)/bin/dvc repro
+	$(RUN) dvc repro
 
 test: setup
-	WMLIB_SCALE=smoke $(PY) -m pytest --nbval-lax -p no:cacheprovider tests notebooks
+	WMLIB_SCALE=smoke $(RUN) python -m pytest --nbval-lax -p no:cacheprovider tests notebooks
 
 bench: setup
-	$(VENV)/bin/dvc repro benchmarks
+	$(RUN) dvc repro benchmarks

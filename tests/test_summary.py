@@ -1,4 +1,6 @@
 """results/summary.csv has the agreed columns, and the README's table is generated from it."""
+import json
+
 import pandas as pd
 import pytest
 
@@ -37,3 +39,11 @@ def test_eval_result_round_trip(tmp_path):
     r.save(tmp_path / "r.json")
     back = EvalResult.load(tmp_path / "r.json")
     assert back == r and back.mean == 30.0 and back.std == pytest.approx(21.602, abs=1e-3)
+
+
+def test_readme_benchmark_table_is_generated_from_the_benchmark_json():
+    from wmlib import benchmarks
+    if not benchmarks.OUT.exists():
+        pytest.skip("no results/benchmarks/carracing.json yet")
+    result = json.loads(benchmarks.OUT.read_text())
+    assert f"{benchmarks.BEGIN}\n{benchmarks.markdown_table(result)}\n{benchmarks.END}" in summary.README.read_text()

@@ -40,13 +40,14 @@ def markdown_table(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def update_readme(table: str, readme=README):
+def update_readme(table: str, readme=README, begin: str = BEGIN, end: str = END):
+    """Replace what lies between the `begin` and `end` marker lines of the README with `table`."""
     text = readme.read_text()
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
+    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
     if not pattern.search(text):
-        raise ValueError(f"{readme}: missing the markers {BEGIN} ... {END}")
+        raise ValueError(f"{readme}: missing the markers {begin} ... {end}")
     with atomic_path(readme) as tmp:
-        tmp.write_text(pattern.sub(lambda _: f"{BEGIN}\n{table}\n{END}", text))
+        tmp.write_text(pattern.sub(lambda _: f"{begin}\n{table}\n{end}", text))
 
 
 def main():
