@@ -17,6 +17,9 @@ def write_params(tmp_path, mutate):
 def test_every_scale_of_the_repository_params_validates(scale):
     p = load_params("carracing", scale)
     assert p.vae.z_size == 32 and p.mdnrnn.hidden == 256
+    d = load_params("doom", scale)
+    assert d.vae.z_size == 64 and d.mdnrnn.hidden == 512
+    assert d.taus == [0.10, 0.50, 1.00, 1.15, 1.30]  # the paper's temperature table, at every scale
 
 
 def test_paper_scale_uses_the_papers_hyperparameters():
@@ -25,6 +28,15 @@ def test_paper_scale_uses_the_papers_hyperparameters():
     assert (p.vae.batch_size, p.vae.lr, p.vae.kl_tolerance) == (100, 1e-4, 0.5)
     assert (p.mdnrnn.mixtures, p.mdnrnn.seq_len, p.mdnrnn.lr, p.mdnrnn.grad_clip) == (5, 999, 1e-3, 1.0)
     assert (p.rollouts.episodes, p.evaluation.episodes, p.parallel.backend) == (10_000, 100, "ray")
+
+
+def test_doom_paper_scale_uses_the_papers_hyperparameters():
+    p = load_params("doom", "paper")
+    assert (p.controller.popsize, p.controller.rollouts, p.controller.sigma0, p.controller.max_steps) \
+        == (64, 16, 0.1, 2100)
+    assert (p.mdnrnn.batch_size, p.mdnrnn.seq_len, p.mdnrnn.done_weight, p.mdnrnn.lr, p.mdnrnn.lr_min) \
+        == (100, 500, 10.0, 1e-3, 1e-5)
+    assert (p.rollouts.episodes, p.rollouts.min_length, p.rollouts.hold) == (10_000, 100, [1, 10])
 
 
 def test_misspelled_key_is_named(tmp_path):

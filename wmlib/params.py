@@ -83,7 +83,47 @@ class CarRacingParams(_Strict):
     evaluation: EvaluationParams
 
 
-EXPERIMENTS = {"carracing": CarRacingParams}
+class DoomRolloutParams(_Strict):
+    episodes: int                # random episodes collected (those of min_length frames or fewer are dropped)
+    max_steps: int               # frame cap (TakeCover has none of its own; the paper used 2100)
+    min_length: int
+    hold: list[int]              # a random action is held for hold[0]..hold[1] frames
+    retries: int                 # restarts of a VizDoom process that dies mid-episode
+
+
+class DoomMDNRNNParams(MDNRNNParams):
+    done_weight: float           # weight of done = 1 targets in the done head's cross-entropy
+    lr_min: float                # lr decays as lr_min + (lr - lr_min) * lr_decay ** step
+    lr_decay: float
+
+
+class DreamControllerParams(_Strict):
+    popsize: int
+    rollouts: int                # dreams per candidate; fitness = mean frames survived
+    sigma0: float
+    generations: int
+    max_steps: int               # dream episode cap (frames)
+    eval_every: int              # evaluate the CMA-ES mean in the dream every n generations
+    eval_episodes: int
+
+
+class DoomEvaluationParams(_Strict):
+    episodes: int                # real-game episodes per controller (and dream episodes)
+    max_steps: int
+
+
+class DoomParams(_Strict):
+    seed: int
+    parallel: ParallelParams
+    rollouts: DoomRolloutParams
+    vae: VAEParams
+    mdnrnn: DoomMDNRNNParams
+    controller: DreamControllerParams
+    evaluation: DoomEvaluationParams
+    taus: list[float]            # dream temperatures, one controller each (shared by all scales)
+
+
+EXPERIMENTS = {"carracing": CarRacingParams, "doom": DoomParams}
 
 
 def resolve_scale(scale: str | None = None, params_file: Path = PARAMS_FILE) -> str:
@@ -110,8 +150,10 @@ def load_params(experiment: str, scale: str | None = None, params_file: Path = P
     section = raw.get(experiment, {})
     if scale not in section:
         raise ParamsError(f"{params_file}: missing key '{experiment}.{scale}'")
+    # keys beside smoke/default/paper (doom.taus) apply to every scale
+    shared = {k: v for k, v in section.items() if k not in SCALES}
     try:
-        return EXPERIMENTS[experiment].model_validate(section[scale])
+        return EXPERIMENTS[experiment].model_validate({**shared, **section[scale]})
     except ValidationError as e:
         lines = [f"{params_file}: {experiment}.{scale}." + ".".join(map(str, err["loc"])) + f": {err['msg']}"
                  + (f" (got {err['input']!r})" if err["type"] != "missing" else "")

@@ -1,0 +1,110 @@
+"""TakeCover: preprocessing, the random data policy, crash recovery, the episode stream M learns from."""
+import logging
+
+import numpy as np
+import pytest
+
+from wmlib.data import Episode, RolloutStore
+from wmlib.experiments.doom import Run
+from wmlib.params import load_params
+from wmlib.experiments.doom.env import (ACTION_TO_MOVE, MOVE_TO_ACTION, HeldRandomPolicy, ResilientEnv,
+                                        make_takecover)
+from wmlib.experiments.doom.world_model import encode_rollouts
+from wmlib.models import ConvVAE
+
+
+def test_observation_is_the_hudless_screen_resized():
+    env = make_takecover(max_steps=5)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (64, 64, 3) and obs.dtype == np.uint8
+    steps, done = 0, False
+    while not done:
+        obs, reward, terminated, truncated, _ = env.step(0)
+        steps, done = steps + 1, terminated or truncated
+        assert reward == 1.0
+    assert steps == 5 and truncated  # the frame cap is a truncation, not a death
+    env.close()
+
+
+def test_moves_and_actions_agree():
+    for move, action in MOVE_TO_ACTION.items():
+        assert ACTION_TO_MOVE[action] == move
+
+
+def test_random_policy_holds_each_action_for_1_to_10_frames():
+    policy = HeldRandomPolicy(np.random.default_rng(0), (1, 10))
+    actions = np.array([policy(None) for _ in range(50_000)])
+    np.testing.assert_allclose(np.bincount(actions) / len(actions), [1 / 3] * 3, atol=0.02)  # uniform: thirds
+    changes = np.flatnonzero(np.diff(actions)) + 1
+    runs = np.diff(np.concatenate([[0], changes, [len(actions)]]))
+    # a hold lasts 5.5 frames on average and the next draw repeats the action with probability 1/3,
+    # so a run of one action lasts 5.5 / (1 - 1/3) = 8.25 frames on average
+    assert runs.mean() == pytest.approx(8.25, rel=0.05)
+
+
+class Crash(RuntimeError):
+    pass
+
+
+class FlakyEnv:
+    """Dies with `Crash` at step 3 of its first `crashes` episodes (shared count across instances)."""
+    crashes = 0
+
+    def reset(self, seed=None):
+        self.t = 0
+        return 0, {}
+
+    def step(self, action):
+        self.t += 1
+        if self.t == 3 and FlakyEnv.crashes > 0:
+            FlakyEnv.crashes -= 1
+            raise Crash("vizdoom exited")
+        return 0, 1.0, self.t == 5, False, {}
+
+    def close(self):
+        pass
+
+
+def play(env, seed):
+    env.reset(seed=seed)
+    total, done = 0.0, False
+    while not done:
+        _, r, terminated, truncated, _ = env.step(0)
+        total, done = total + r, terminated or truncated
+    return total
+
+
+def test_crashed_episode_is_retried_on_a_new_env_and_logged(caplog):
+    FlakyEnv.crashes = 2
+    built = []
+    env = ResilientEnv(lambda: built.append(FlakyEnv()) or built[-1], retries=3, errors=(Crash,))
+    with caplog.at_level(logging.WARNING):
+        assert env.run(play, seed=7) == 5.0
+    assert env.restarts == 2 and len(built) == 3
+    assert caplog.text.count("VizDoom died in the episode with seed 7") == 2
+
+
+def test_episode_that_keeps_crashing_fails_loudly():
+    FlakyEnv.crashes = 10
+    env = ResilientEnv(FlakyEnv, retries=2, errors=(Crash,))
+    with pytest.raises(RuntimeError, match="died 3 times in the episode with seed 1"):
+        env.run(play, seed=1)
+
+
+def test_episode_stream_marks_restarts_and_deaths(tmp_path):
+    """Episodes laid end to end: restart = 1 on each first frame, done = 1 on a death, not on the cap."""
+    run = Run("smoke", load_params("doom", "smoke"), tmp_path, tmp_path)
+    store = RolloutStore(tmp_path / "rollouts")
+    rng = np.random.default_rng(0)
+    lengths, entries, meta = (4, 6, 3), [], {"max_steps": 6}
+    for seed, T in enumerate(lengths):
+        ep = Episode(seed, rng.integers(0, 256, (T, 64, 64, 3), dtype=np.uint8),
+                     rng.integers(0, 3, T).astype(np.float32), np.ones(T, np.float32))
+        entries.append(store.write(ep, meta))
+    store.write_index(entries, meta)
+    out = encode_rollouts(run, ConvVAE(64).eval())
+    assert out["mu"].shape == (13, 64)
+    assert out["restart"].tolist() == [1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 0, 0]
+    assert out["done"].tolist() == [0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1]  # the 6-frame one hit the cap
+    actions = np.concatenate([store[i].actions for i in range(3)]).astype(int)
+    np.testing.assert_array_equal(out["move"], ACTION_TO_MOVE[actions])

@@ -1,0 +1,110 @@
+"""The dream environment: temperature sampling, the done head's loss, and episode accounting,
+each against an independent computation; and gymnasium's own checker on the one-dream env."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env
+from torch.distributions import Bernoulli
+
+from wmlib.experiments.doom.world_model import make_mdnrnn
+from wmlib.models.dream import BatchedDream, DreamEnv, done_loss, linear_policy, quantize_action, sample_next_z
+
+Z, H = 4, 8
+
+
+def tiny_m(done_bias: float):
+    """A small Doom-style M whose done logit is the constant `done_bias`."""
+    m = make_mdnrnn(Z, H, 3)
+    with torch.no_grad():
+        m.head.weight[-1] = 0
+        m.head.bias[-1] = done_bias
+    return m.eval()
+
+
+def dream(done_bias, tau=1.0, max_steps=50):
+    return BatchedDream(tiny_m(done_bias), torch.zeros(3, Z), torch.zeros(3, Z), tau, max_steps)
+
+
+def test_done_loss_matches_weighted_bernoulli_likelihood():
+    logit, target = torch.randn(64), (torch.rand(64) < 0.2).float()
+    log_p = Bernoulli(logits=logit).log_prob(target)
+    ref = -(torch.where(target == 1, 10.0, 1.0) * log_p).mean()
+    torch.testing.assert_close(done_loss(logit, target, 10.0), ref)
+
+
+@pytest.mark.parametrize("tau", [0.1, 0.5, 1.0, 1.3])
+def test_temperature_sampling_matches_its_definition(tau):
+    """Component ~ softmax(logits / tau); Gaussian noise scaled by sqrt(tau)."""
+    n = 200_000
+    log_w = torch.log(torch.tensor([0.6, 0.3, 0.1]))
+    logits, logstd = log_w.expand(n, 1, 3), torch.log(torch.tensor([1.0, 2.0, 0.5])).expand(n, 1, 3)
+    mu = torch.tensor([-50.0, 0.0, 50.0]).expand(n, 1, 3)
+    z = sample_next_z(logits, mu, logstd, tau)[:, 0]
+    w = torch.softmax(log_w / tau, 0)
+    comp = torch.bucketize(z, torch.tensor([-25.0, 25.0]))
+    freq = torch.bincount(comp, minlength=3).float() / n
+    torch.testing.assert_close(freq, w, atol=0.005, rtol=0)
+    assert z[comp == 0].std().item() == pytest.approx(math.sqrt(tau), rel=0.03)  # the likeliest component
+
+
+def test_moves_are_quantized_at_one_third():
+    a = torch.tensor([-1.0, -0.34, -0.33, 0.0, 0.33, 0.34, 1.0])
+    assert quantize_action(a).tolist() == [-1, -1, 0, 0, 0, 1, 1]
+
+
+def test_dream_ends_at_the_first_predicted_death():
+    survived = dream(done_bias=5.0).rollout(lambda obs, alive: torch.zeros(len(alive)), 7)
+    assert survived.tolist() == [1] * 7   # done probability sigmoid(5) > 0.5 after the first step
+
+
+def test_dream_is_capped_at_max_steps_and_scores_one_per_frame():
+    d = dream(done_bias=-5.0, max_steps=23)
+    assert d.rollout(lambda obs, alive: torch.zeros(len(alive)), 5).tolist() == [23] * 5
+    obs = d.reset(2)
+    total, done = torch.zeros(2), torch.zeros(2, dtype=torch.bool)
+    while not done.all():
+        obs, reward, done = d.step(torch.zeros(2))
+        total += reward
+    assert total.tolist() == [23, 23]
+
+
+def test_batched_rollout_counts_each_dream_to_its_own_end():
+    """Dreams that die (moving right raises the done logit) leave the batch; the others go on."""
+    m = tiny_m(done_bias=-5.0)
+    with torch.no_grad():  # done logit = -5 + 20 * move input (LSTM off: h = 0 except through the input)
+        m.lstm.weight_ih_l0.zero_(), m.lstm.weight_hh_l0.zero_(), m.lstm.bias_ih_l0.zero_()
+        m.lstm.bias_ih_l0[3 * H:] = 10.0       # output gate open
+        m.lstm.weight_ih_l0[2 * H, Z] = 10.0   # cell input follows the move
+        m.lstm.bias_ih_l0[:H] = 10.0           # input gate open
+        m.head.weight[-1].zero_()
+        m.head.weight[-1, 0] = 20.0
+    d = BatchedDream(m, torch.zeros(1, Z), torch.zeros(1, Z), 1.0, 30)
+    die_at = torch.tensor([3, 10, 100, 5])  # step at which each dream moves right (100: never)
+    survived = d.rollout(lambda obs, alive: (d.steps + 1 >= die_at[alive]).float(), 4)
+    assert survived.tolist() == [3, 10, 30, 5]
+
+
+def test_linear_policy_gives_each_dream_its_own_weights():
+    w = torch.stack([torch.ones(6), -torch.ones(6)])
+    obs = torch.ones(2, 6)
+    assert linear_policy(w)(obs, torch.tensor([0, 1])).tolist() == [1, -1]
+    assert linear_policy(w)(obs[:1], torch.tensor([1])).tolist() == [-1]
+
+
+def test_dream_env_passes_gymnasiums_checker():
+    env = DreamEnv(tiny_m(-5.0), torch.zeros(3, Z), torch.zeros(3, Z), tau=1.15, max_steps=20)
+    check_env(env, skip_render_check=True)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (Z + 2 * H,)
+    steps, done = 0, False
+    while not done:
+        obs, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+        steps, done = steps + 1, terminated or truncated
+    assert steps == 20 and truncated and not terminated
+
+
+def test_bad_temperature_is_named():
+    with pytest.raises(ValueError, match="tau must be positive"):
+        dream(0.0, tau=0.0)

@@ -1,0 +1,189 @@
+"""Step 9: C trained with CMA-ES entirely inside M's dream at temperature tau, then scored over
+`evaluation.episodes` dreams and `evaluation.episodes` real TakeCover episodes.
+
+C: move = quantize(tanh(W [z, c, h])), no bias: 64 + 512 + 512 = 1,088 parameters. In the real
+game z is sampled from V's encoding of the frame and M is fed (z, move, restart flag) after each
+action, exactly as in the dream.
+"""
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ...control import LinearController, run_cmaes
+from ...control.agent import run_episode
+from ...envs import episode_seeds
+from ...evaluation import EvalResult
+from ...io import load_torch, save_json, save_torch
+from ...models import ConvVAE
+from ...models.dream import BatchedDream, linear_policy, quantize_action
+from ...models.vae import frames_to_tensor
+from . import Run
+from .env import MOVE_TO_ACTION, ResilientEnv, make_takecover
+from .world_model import make_mdnrnn
+
+
+def make_controller(z_size: int, hidden: int) -> LinearController:
+    """C sees [z, c, h]: 1,088 parameters at the paper's sizes."""
+    return LinearController(z_size + 2 * hidden, 1, bias=False)
+
+
+def _weights(run: Run) -> dict:
+    """What a worker needs to dream or act (plain tensors, cheap to ship to Ray)."""
+    return {"vae": load_torch(run.data / "vae.pt"), "mdnrnn": load_torch(run.data / "mdnrnn.pt")}
+
+
+def _build_dream(shared, tau, max_steps) -> BatchedDream:
+    m = shared["mdnrnn"]
+    mdnrnn = make_mdnrnn(m["z_size"], m["hidden"], m["mixtures"])
+    mdnrnn.load_state_dict(m["model"])
+    return BatchedDream(mdnrnn, m["initial_mu"], m["initial_logvar"], tau, max_steps)
+
+
+def _dream_task(shared, item):
+    """Worker task: item = (weights (n, 1088), dreams per row, tau, max_steps, seed) -> frames survived,
+    (n, rollouts). All n * rollouts dreams are one batch."""
+    weights, rollouts, tau, max_steps, seed = item
+    torch.manual_seed(seed)
+    dream = _build_dream(shared, tau, max_steps)
+    w = np.repeat(np.asarray(weights, np.float32), rollouts, axis=0)
+    return dream.rollout(linear_policy(w), len(w)).reshape(-1, rollouts)
+
+
+def dream_scores(pool, shared, weights, rollouts: int, tau: float, max_steps: int, seed: int) -> np.ndarray:
+    """Frames survived (n, rollouts) for n controllers, the batch split evenly over the pool's workers."""
+    chunks = np.array_split(np.asarray(weights), min(pool.workers, len(weights)))
+    items = [(c, rollouts, tau, max_steps, seed * 1000 + i) for i, c in enumerate(chunks)]
+    return np.concatenate(pool.map(_dream_task, items, shared, progress=False))
+
+
+def train_controller(run: Run, tau: float):
+    """CMA-ES over C's weights in the dream at `tau`; fitness = mean frames survived over `rollouts`
+    dreams. Checkpointed each generation in data/<scale>/doom/taus/<tau>/."""
+    p = run.params.controller
+    shared = _weights(run)
+    m = shared["mdnrnn"]
+    dim = make_controller(m["z_size"], m["hidden"]).n_params
+    out = run.tau_dir(tau, "data")
+    results = run.tau_dir(tau)
+    with run.pool() as pool:
+        def fitness(solutions, g):
+            start = time.monotonic()
+            scores = dream_scores(pool, shared, solutions, p.rollouts, tau, p.max_steps, seed=g)
+            return scores.mean(1), {"dream_steps": int(scores.sum()), "seconds": time.monotonic() - start}
+
+        def evaluate_mean(mean, g):
+            start = time.monotonic()
+            scores = dream_scores(pool, shared, mean[None], p.eval_episodes, tau, p.max_steps, seed=10**6 + g)
+            return {"mean": float(scores.mean()), "std": float(scores.std()), "dream_steps": int(scores.sum()),
+                    "seconds": time.monotonic() - start}
+
+        cma_run = run_cmaes(fitness, dim, popsize=p.popsize, sigma0=p.sigma0, generations=p.generations,
+                            checkpoint=out / "cmaes.pkl", seed=run.params.seed, evaluate=evaluate_mean,
+                            eval_every=p.eval_every,
+                            config={"tau": tau, "rollouts": p.rollouts, "max_steps": p.max_steps,
+                                    "eval_episodes": p.eval_episodes})
+    save_torch({"tau": tau, "params": cma_run.best_params}, out / "controller.pt")
+    history, evals = pd.DataFrame(cma_run.history), pd.DataFrame(cma_run.evaluations)
+    history.to_csv(results / "cmaes.csv", index=False)
+    evals.to_csv(results / "cmaes_evaluations.csv", index=False)
+    save_json({"tau": tau, "parameters": dim, "generations": len(history),
+               "dream_episodes": len(history) * p.popsize * p.rollouts + len(evals) * p.eval_episodes,
+               "dream_steps": int(history.dream_steps.sum() + evals.dream_steps.sum()),
+               "seconds": float(history.seconds.sum() + evals.seconds.sum()),
+               "workers": run.params.parallel.workers,
+               "best_evaluation": float(evals["mean"].max())}, results / "controller.json")
+    return cma_run
+
+
+def load_controller_params(run: Run, tau: float) -> np.ndarray:
+    return load_torch(run.tau_dir(tau, "data") / "controller.pt")["params"]
+
+
+class DoomAgent:
+    """Callable policy for the real game: uint8 frame (64, 64, 3) -> TakeCover action."""
+
+    def __init__(self, shared: dict, params):
+        v, m = shared["vae"], shared["mdnrnn"]
+        self.vae = ConvVAE(v["z_size"])
+        self.vae.load_state_dict(v["model"])
+        mdnrnn = make_mdnrnn(m["z_size"], m["hidden"], m["mixtures"])
+        mdnrnn.load_state_dict(m["model"])
+        self.vae.eval()
+        self.cell = mdnrnn.cell()
+        self.controller = make_controller(m["z_size"], m["hidden"]).set_flat(params).eval()
+        self.reset()
+
+    def reset(self):
+        self.h = self.c = torch.zeros(1, self.cell.hidden_size)
+        self.restart = torch.ones(1, 1)
+
+    @torch.inference_mode()
+    def __call__(self, frame: np.ndarray) -> int:
+        mu, logvar = self.vae.encode(frames_to_tensor(frame[None]))
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+        move = quantize_action(self.controller(torch.cat([z, self.c, self.h], -1))).view(1, 1)
+        self.h, self.c = self.cell(torch.cat([z, move, self.restart], -1), (self.h, self.c))
+        self.restart = torch.zeros(1, 1)
+        return MOVE_TO_ACTION[int(move.item())]
+
+
+_worker = {}  # this process's agent and env, rebuilt when the weights or episode cap change
+
+
+def _real_episode(shared, seed):
+    """Worker task: one real TakeCover episode of the agent (params in shared, or random if None)
+    -> (frames survived, steps, VizDoom restarts)."""
+    key = (id(shared), shared["max_steps"])
+    if _worker.get("key") != key:
+        if "env" in _worker:
+            _worker["env"].close()
+        _worker.update(key=key, env=ResilientEnv(lambda: make_takecover(shared["max_steps"]), shared["retries"]),
+                       agent=DoomAgent(shared, shared["params"]) if shared["params"] is not None else None)
+    env, agent = _worker["env"], _worker["agent"]
+    before = env.restarts
+
+    def episode(e, s):
+        e.action_space.seed(s)
+        policy = agent if agent is not None else (lambda obs: e.action_space.sample())
+        return run_episode(e, policy, s)[:2]
+
+    ret, steps = env.run(episode, seed)
+    return ret, steps, env.restarts - before
+
+
+def evaluate_real(run: Run, params, method: str, pool=None) -> tuple[EvalResult, int]:
+    """`evaluation.episodes` real episodes on the evaluation seeds; params None = random policy.
+    Returns (result, VizDoom restarts)."""
+    p = run.params.evaluation
+    shared = {**_weights(run), "params": params, "max_steps": p.max_steps, "retries": run.params.rollouts.retries}
+    seeds = episode_seeds("eval", p.episodes)
+    own = pool is None
+    pool = pool or run.pool()
+    try:
+        res = pool.map(_real_episode, seeds, shared, desc=f"real game: {method}")
+    finally:
+        if own:
+            pool.close()
+    return EvalResult(method, seeds, [float(r) for r, _, _ in res], [int(s) for _, s, _ in res]), \
+        int(sum(r for _, _, r in res))
+
+
+def evaluate_tau(run: Run, tau: float) -> dict:
+    """The trained controller at `tau`: dream score and real score, each over `evaluation.episodes`."""
+    p = run.params.evaluation
+    results, params = run.tau_dir(tau), load_controller_params(run, tau)
+    start = time.monotonic()
+    with run.pool() as pool:
+        dream = dream_scores(pool, _weights(run), params[None], p.episodes, tau, p.max_steps,
+                             seed=run.params.seed + 2 * 10**6).ravel()
+        real, restarts = evaluate_real(run, params, f"tau={tau:g}", pool)
+    EvalResult(f"tau={tau:g} (dream)", list(range(len(dream))), dream.astype(float).tolist(),
+               dream.tolist()).save(results / "eval_dream.json")
+    real.save(results / "eval_real.json")
+    summary = {"tau": tau, "dream_mean": float(dream.mean()), "dream_std": float(dream.std()),
+               "real_mean": real.mean, "real_std": real.std, "n": len(real.returns),
+               "vizdoom_restarts": restarts, "seconds": time.monotonic() - start}
+    save_json(summary, results / "evaluation.json")
+    return summary
