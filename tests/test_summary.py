@@ -31,7 +31,7 @@ def test_markdown_table_leaves_paper_columns_empty_where_the_paper_has_no_number
                         "n": 100, "env_steps": 0, "paper_mean": None, "paper_std": None, "scale": "default",
                         "train_episodes": 0, "core_hours": 0.0}])
     last = summary.markdown_table(df).splitlines()[-1]
-    assert last == "| e | random policy | -50 +- 3 | 100 |  | 0 | 0 | 0.00 | default |"
+    assert last == "| e | random policy | return | -50 +- 3 | 100 |  | 0 | 0 | 0.00 | default |"
 
 
 def test_eval_result_round_trip(tmp_path):
@@ -47,3 +47,12 @@ def test_readme_benchmark_table_is_generated_from_the_benchmark_json():
         pytest.skip("no results/benchmarks/carracing.json yet")
     result = json.loads(benchmarks.OUT.read_text())
     assert f"{benchmarks.BEGIN}\n{benchmarks.markdown_table(result)}\n{benchmarks.END}" in summary.README.read_text()
+
+
+def test_readme_doom_benchmark_table_is_generated_from_the_benchmark_json():
+    from wmlib import benchmarks
+    if not benchmarks.DOOM_OUT.exists():
+        pytest.skip("no results/benchmarks/doom.json yet")
+    result = json.loads(benchmarks.DOOM_OUT.read_text())
+    table = benchmarks.doom_markdown_table(result)
+    assert f"{benchmarks.DOOM_BEGIN}\n{table}\n{benchmarks.DOOM_END}" in summary.README.read_text()

@@ -31,11 +31,12 @@ def markdown_table(df: pd.DataFrame) -> str:
     def pm(mean, std):
         return "" if pd.isna(mean) else f"{mean:.0f} +- {std:.0f}"
 
-    lines = ["| experiment | method | this replication | n | paper | training env steps | training episodes "
+    lines = ["| experiment | method | metric | this replication | n | paper | training env steps | training episodes "
              "| core-hours | scale |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in df.itertuples():
-        lines.append(f"| {r.experiment} | {r.method} | {pm(r.mean, r.std)} | {r.n} | {pm(r.paper_mean, r.paper_std)} "
+        lines.append(f"| {r.experiment} | {r.method} | {r.metric} | {pm(r.mean, r.std)} | {r.n} "
+                     f"| {pm(r.paper_mean, r.paper_std)} "
                      f"| {r.env_steps:,} | {r.train_episodes:,} | {r.core_hours:.2f} | {r.scale} |")
     return "\n".join(lines)
 

@@ -61,6 +61,7 @@ def setup(scale: str | None = None) -> Run:
 
 from .controller import evaluate_tau, load_controller_params, make_controller, train_controller  # noqa: E402
 from .rollouts import collect_rollouts  # noqa: E402
-from .table import evaluate_random, summary_rows, temperature_table  # noqa: E402
+from .table import (controller_dream, cross_temperature, evaluate_random, real_moves, summary_rows,  # noqa: E402
+                    temperature_table)
 from .world_model import (dream_frames, encode_rollouts, load_latents, load_mdnrnn, load_vae,  # noqa: E402
                           train_mdnrnn, train_vae)

@@ -1,11 +1,17 @@
 """Step 10: the paper's temperature table rebuilt, the random baseline, and the summary rows."""
+import numpy as np
 import pandas as pd
 import torch
 
+from ...control.agent import run_episode
+from ...envs import episode_seeds
 from ...evaluation import EvalResult
 from ...io import load_json, save_json
+from ...models.dream import BatchedDream, linear_policy
 from . import EXPERIMENT, PAPER_RANDOM, PAPER_TABLE, Run
-from .controller import evaluate_real
+from .controller import DoomAgent, _weights, dream_scores, evaluate_real, load_controller_params
+from .env import make_takecover
+from .world_model import load_mdnrnn, load_vae
 
 
 def evaluate_random(run: Run) -> EvalResult:
@@ -31,6 +37,51 @@ def temperature_table(run: Run, random: EvalResult) -> pd.DataFrame:
                  "paper_dream_std": None, "paper_real_mean": PAPER_RANDOM[0], "paper_real_std": PAPER_RANDOM[1]})
     df = pd.DataFrame(rows)
     df.to_csv(run.results / "temperature_table.csv", index=False)
+    return df
+
+
+@torch.inference_mode()
+def controller_dream(run: Run, tau: float, steps: int, seed: int = 0) -> np.ndarray:
+    """The controller trained at `tau` playing one dream at `tau`, decoded by V: uint8 (T, 64, 64, 3),
+    T - 1 frames survived (at most `steps`)."""
+    vae, (mdnrnn, initial) = load_vae(run), load_mdnrnn(run)
+    torch.manual_seed(seed)
+    dream = BatchedDream(mdnrnn, initial["initial_mu"], initial["initial_logvar"], tau, steps)
+    policy, alive = linear_policy(load_controller_params(run, tau)[None]), torch.zeros(1, dtype=torch.long)
+    obs, zs, done = dream.reset(1), [dream.z], torch.zeros(1, dtype=torch.bool)
+    while not done[0]:
+        obs, _, done = dream.step(policy(obs, alive))
+        zs.append(dream.z)
+    return (vae.decode(torch.cat(zs)).movedim(1, -1) * 255).round().byte().numpy()
+
+
+def cross_temperature(run: Run, dreams: int) -> pd.DataFrame:
+    """Every trained controller (rows) in the dream at every tau (columns): mean frames survived over
+    `dreams` dreams. Tells a dream that rewards the wrong behaviour (its own controller is the best in
+    its column) from a search that stopped short (another controller beats it there)."""
+    shared, taus = _weights(run), run.params.taus
+    params = np.stack([load_controller_params(run, t) for t in taus])
+    cap = run.params.controller.max_steps
+    with run.pool() as pool:
+        cols = {f"dream tau={t:g}": dream_scores(pool, shared, params, dreams, t, cap, seed=3 * 10**6).mean(1)
+                for t in taus}
+    df = pd.DataFrame(cols, index=[f"C trained at tau={t:g}" for t in taus]).round(0)
+    df.to_csv(run.results / "cross_temperature.csv")
+    return df
+
+
+def real_moves(run: Run, episodes: int) -> pd.DataFrame:
+    """Share of left / stay / right moves each trained controller makes in `episodes` real episodes."""
+    shared, env, rows = _weights(run), make_takecover(run.params.evaluation.max_steps), {}
+    for t in run.params.taus:
+        agent, actions = DoomAgent(shared, load_controller_params(run, t)), []
+        for seed in episode_seeds("eval", episodes):
+            run_episode(env, lambda obs: actions.append(agent(obs)) or actions[-1], seed)
+        counts = np.bincount(actions, minlength=3) / len(actions)
+        rows[f"C trained at tau={t:g}"] = {"left": counts[2], "stay": counts[0], "right": counts[1]}
+    env.close()
+    df = pd.DataFrame(rows).T.round(2)
+    df.to_csv(run.results / "real_moves.csv")
     return df
 
 
