@@ -108,3 +108,17 @@ def test_dream_env_passes_gymnasiums_checker():
 def test_bad_temperature_is_named():
     with pytest.raises(ValueError, match="tau must be positive"):
         dream(0.0, tau=0.0)
+
+
+def test_dream_fitness_is_reproducible_from_its_seed():
+    """CMA-ES in the dream resumes exactly: a generation's dreams depend only on its seed."""
+    from wmlib.benchmarks import _doom_weights
+    from wmlib.experiments.doom.controller import _dream_task
+    shared = _doom_weights()
+    shared["mdnrnn"]["model"]["head.weight"][-1] *= 50  # deaths that depend on the sampled dream
+    shared["mdnrnn"]["model"]["head.bias"][-1] = -3.0
+    weights = 0.1 * np.random.default_rng(0).standard_normal((3, 64 + 2 * 512))
+    a = _dream_task(shared, (weights, 4, 1.15, 300, 5))
+    assert a.shape == (3, 4) and len(np.unique(a)) > 3  # dreams of varied length
+    np.testing.assert_array_equal(a, _dream_task(shared, (weights, 4, 1.15, 300, 5)))
+    assert not np.array_equal(a, _dream_task(shared, (weights, 4, 1.15, 300, 6)))
