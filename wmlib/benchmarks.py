@@ -39,14 +39,11 @@ DOOM_END = "<!-- doom-benchmarks:end -->"
 DREAM_TARGET = 50_000  # issue 3: dream steps/s at population 64 x 16 on 2 cores
 
 
-def agent_overhead(steps: int = 1000) -> dict:
-    """Env step and agent step timed separately, one thread, on the same observations."""
-    torch.set_num_threads(1)
-    env = make_carracing(steps)
-    agent = WorldModelAgent(ConvVAE(32), LinearController(32 + 256, 3), carracing_action, MDNRNN())
+def time_agent_and_env(env, agent, steps: int) -> dict:
+    """Agent step and env step timed separately on the same observations, over `steps` steps."""
     obs, _ = env.reset(seed=0)
     env_s = agent_s = 0.0
-    for _ in range(steps):
+    for i in range(steps):
         t0 = time.perf_counter()
         action = agent(obs)
         t1 = time.perf_counter()
@@ -54,9 +51,18 @@ def agent_overhead(steps: int = 1000) -> dict:
         t2 = time.perf_counter()
         agent_s, env_s = agent_s + t1 - t0, env_s + t2 - t1
         if terminated or truncated:
-            obs, _ = env.reset(seed=1)
+            obs, _ = env.reset(seed=i + 1)
+            agent.reset()
     return {"steps": steps, "env_ms_per_step": 1e3 * env_s / steps, "agent_ms_per_step": 1e3 * agent_s / steps,
             "overhead_fraction": agent_s / env_s}
+
+
+def agent_overhead(steps: int = 1000) -> dict:
+    """Env step and agent step timed separately, one thread, on the same observations."""
+    torch.set_num_threads(1)
+    env = make_carracing(steps)
+    agent = WorldModelAgent(ConvVAE(32), LinearController(32 + 256, 3), carracing_action, MDNRNN())
+    return time_agent_and_env(env, agent, steps)
 
 
 def bare_env_steps_per_second(steps: int = 1000) -> float:
@@ -162,20 +168,9 @@ def doom_agent_overhead(steps: int = 1000) -> dict:
     torch.set_num_threads(1)
     env = make_takecover(steps)
     agent = DoomAgent(_doom_weights(), np.zeros(64 + 2 * 512))
-    obs, _ = env.reset(seed=0)
-    env_s = agent_s = 0.0
-    for i in range(steps):
-        t0 = time.perf_counter()
-        action = agent(obs)
-        t1 = time.perf_counter()
-        obs, _, terminated, truncated, _ = env.step(action)
-        t2 = time.perf_counter()
-        agent_s, env_s = agent_s + t1 - t0, env_s + t2 - t1
-        if terminated or truncated:
-            obs, _ = env.reset(seed=i)
-            agent.reset()
+    result = time_agent_and_env(env, agent, steps)
     env.close()
-    return {"steps": steps, "env_ms_per_step": 1e3 * env_s / steps, "agent_ms_per_step": 1e3 * agent_s / steps}
+    return result
 
 
 def doom_markdown_table(result: dict) -> str:

@@ -5,14 +5,7 @@
     controller    4. C trained with CMA-ES in the real environment
     evaluation    5. scores on new tracks, summary rows, compute used
 """
-from dataclasses import dataclass
-from pathlib import Path
-
-import torch
-
-from ...parallel import WorkerPool
-from ...params import CarRacingParams, load_params, resolve_scale
-from ...paths import data_dir, results_dir
+from .. import Run
 
 EXPERIMENT = "carracing"
 METHODS = {  # method key -> (label in tables, paper Table 1 mean, std)
@@ -22,26 +15,8 @@ METHODS = {  # method key -> (label in tables, paper Table 1 mean, std)
 }
 
 
-@dataclass
-class Run:
-    """Where one scale of the experiment reads and writes, and with which parameters."""
-    scale: str
-    params: CarRacingParams
-    data: Path      # data/<scale>/carracing: rollouts and checkpoints (DVC-cached)
-    results: Path   # results/<scale>/carracing: metrics and figures (committed)
-
-    def pool(self) -> WorkerPool:
-        return WorkerPool.from_params(self.params.parallel)
-
-
 def setup(scale: str | None = None) -> Run:
-    scale = resolve_scale(scale)
-    params = load_params(EXPERIMENT, scale)
-    run = Run(scale, params, data_dir(scale, EXPERIMENT), results_dir(scale, EXPERIMENT))
-    run.data.mkdir(parents=True, exist_ok=True)
-    run.results.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(params.seed)
-    return run
+    return Run.setup(EXPERIMENT, scale)
 
 
 from .controller import build_agent, load_controller_params, make_controller, train_controller  # noqa: E402

@@ -10,14 +10,9 @@
 The Doom environment lives here rather than in wmlib/envs: the committed CarRacing stages depend
 on that whole folder, and a new file there would mark them stale.
 """
-from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
-from ...parallel import WorkerPool
-from ...params import DoomParams, load_params, resolve_scale
-from ...paths import data_dir, results_dir
+from .. import Run as _Run
 
 EXPERIMENT = "doom"
 PAPER_TABLE = {  # tau -> (dream mean, std, real mean, std); paper Table 2, frames survived over 100 trials
@@ -31,17 +26,7 @@ PAPER_RANDOM = (210.0, 108.0)
 SOLVED = 750
 
 
-@dataclass
-class Run:
-    """Where one scale of the experiment reads and writes, and with which parameters."""
-    scale: str
-    params: DoomParams
-    data: Path      # data/<scale>/doom: rollouts and checkpoints (DVC-cached)
-    results: Path   # results/<scale>/doom: metrics and figures (committed)
-
-    def pool(self) -> WorkerPool:
-        return WorkerPool.from_params(self.params.parallel)
-
+class Run(_Run):
     def tau_dir(self, tau: float, kind: str = "results") -> Path:
         """results/<scale>/doom/taus/<tau>/ (or data/... with kind='data'): one controller's files."""
         path = (self.results if kind == "results" else self.data) / "taus" / str(float(tau))
@@ -50,13 +35,7 @@ class Run:
 
 
 def setup(scale: str | None = None) -> Run:
-    scale = resolve_scale(scale)
-    params = load_params(EXPERIMENT, scale)
-    run = Run(scale, params, data_dir(scale, EXPERIMENT), results_dir(scale, EXPERIMENT))
-    run.data.mkdir(parents=True, exist_ok=True)
-    run.results.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(params.seed)
-    return run
+    return Run.setup(EXPERIMENT, scale)
 
 
 from .controller import evaluate_tau, load_controller_params, make_controller, train_controller  # noqa: E402
