@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from .paths import ROOT
 
@@ -123,7 +123,101 @@ class DoomParams(_Strict):
     taus: list[float]            # dream temperatures, one controller each (shared by all scales)
 
 
-EXPERIMENTS = {"carracing": CarRacingParams, "doom": DoomParams}
+class ControlTaskSpec(_Strict):
+    action_repeat: int           # frames per agent step (TD-MPC v1: 8 on cartpole, 2 on walker; gym tasks 1)
+    published: dict[int, float]  # TD-MPC (v1) return at a number of frames (reference table); {} where none
+
+
+class BudgetParams(_Strict):
+    frames: int                  # training budget in frames (env steps before action repeat)
+    eval_every: int              # frames between learning-curve evaluations
+
+
+class LatentModelParams(_Strict):
+    latent: int
+    hidden: int                  # MLP width of dynamics, reward, Q and policy heads
+    encoder_hidden: int
+    num_q: int
+    num_bins: int                # two-hot bins (symlog space, vmin..vmax)
+    vmin: float
+    vmax: float
+    simnorm: bool                # TD-MPC2's simplicial normalisation of the latent (off = v1)
+    two_hot: bool                # discrete regression of reward and Q (off = scalar heads with MSE, v1)
+    q_dropout: float
+
+
+class TDMPCTrainParams(_Strict):
+    batch_size: int
+    horizon: int                 # sub-trajectory length for the model losses
+    lr: float
+    encoder_lr_scale: float
+    grad_clip: float
+    tau: float                   # EMA rate of the target Qs
+    rho: float                   # per-step loss decay rho^t
+    consistency_coef: float
+    reward_coef: float
+    value_coef: float
+    entropy_coef: float
+    seed_episodes: int           # random-action episodes first: max(min_seed_steps, seed_episodes episodes)
+    min_seed_steps: int
+
+
+class PlannerParams(_Strict):
+    horizon: int
+    iterations: int
+    samples: int
+    policy_samples: int
+    elites: int
+    temperature: float
+    min_std: float
+    max_std: float
+
+
+class ControlEvaluationParams(_Strict):
+    episodes: int                # final evaluation episodes per run
+    curve_episodes: int          # episodes per learning-curve point
+    max_frames: int | None       # episode cap in frames (None: the task's own 1000)
+
+
+class PlannerStudyParams(_Strict):
+    task: str                    # the trained model the planners are compared on
+    episodes: int
+    ablations: list[Literal["no_simnorm", "no_two_hot"]]  # extra training runs of `task` with a switch off
+
+
+class ControlBenchmarkParams(_Strict):
+    calls: int                   # planning calls timed (median reported)
+    updates: int                 # model updates timed
+
+
+class MujocoParams(_Strict):
+    seeds: list[int]
+    parallel: ParallelParams
+    tasks: dict[str, ControlTaskSpec]      # shared by all scales
+    budgets: dict[str, BudgetParams]       # which tasks this scale trains, and for how long
+    model: LatentModelParams
+    train: TDMPCTrainParams
+    planner: PlannerParams
+    evaluation: ControlEvaluationParams
+    planner_study: PlannerStudyParams
+    benchmark: ControlBenchmarkParams
+    paper_model: LatentModelParams         # TD-MPC2's 5M-parameter model, for the benchmarks
+
+    @property
+    def seed(self) -> int:
+        return self.seeds[0]
+
+    @model_validator(mode="after")
+    def _known_tasks(self):
+        if not self.seeds:
+            raise ValueError("seeds must list at least one seed")
+        for task in [*self.budgets, self.planner_study.task]:
+            if task not in self.tasks:
+                raise ValueError(f"task {task!r} is not in mujoco.tasks ({', '.join(self.tasks)})")
+        return self
+
+
+EXPERIMENTS = {"carracing": CarRacingParams, "doom": DoomParams, "mujoco": MujocoParams}
 
 
 def resolve_scale(scale: str | None = None, params_file: Path = PARAMS_FILE) -> str:

@@ -92,3 +92,41 @@ def savefig(fig, path):
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=90, bbox_inches="tight", format=str(path).rsplit(".", 1)[-1])
     return fig
+
+
+def sample_efficiency(curves, table, published: dict, labels: dict):
+    """One panel per task: return against training frames for each learner (mean over seeds, band = std of
+    the evaluation episodes), the random policy as a line, and published TD-MPC returns as markers."""
+    tasks = list(dict.fromkeys(table.task))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.4), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        for i, (method, c) in enumerate(curves[curves.task == task].groupby("method", sort=False)):
+            m = c.groupby("frames")[["mean", "std"]].mean().reset_index()
+            ax.plot(m.frames, m["mean"], "o-", ms=3, color=f"C{i}", label=labels[method])
+            ax.fill_between(m.frames, m["mean"] - m["std"], m["mean"] + m["std"], color=f"C{i}", alpha=0.15)
+        rnd = table[(table.task == task) & (table.method == "random")]
+        if len(rnd):
+            ax.axhline(rnd["mean"].iloc[0], color="gray", ls=":", label=labels["random"])
+        if published.get(task):
+            x, y = zip(*sorted(published[task].items()))
+            ax.plot(x, y, "k*", ms=8, label="TD-MPC, published")
+        ax.set_title(task), ax.set_xlabel("training frames"), ax.set_ylabel("episode return")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def planner_study(df):
+    """Return and planning latency of each planner, with and without the policy prior."""
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.2))
+    names = [f"{r.planner}{' + prior' if r.policy_prior else ''}" for r in df.itertuples()]
+    colors = ["C1" if p else "C0" for p in df.policy_prior]
+    a1.bar(names, df["mean"], yerr=df["std"], color=colors, capsize=3)
+    a1.set_ylabel("episode return")
+    a2.bar(names, df.latency_ms, color=colors)
+    a2.set_ylabel("ms per action (median)")
+    for ax in (a1, a2):
+        ax.tick_params(axis="x", rotation=30)
+    fig.suptitle(f"equal model evaluations: {df.evaluations.iloc[0]:,} sequences per action")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,56 @@
+"""The control tasks: DeepMind Control through shimmy, and gymnasium's MuJoCo envs, as flat float32 vectors.
+
+A task name is `dmc/<domain>-<task>` (shimmy's `dm_control/<domain>-<task>-v0`) or `gym/<EnvId>`.
+Steps are counted in *frames* (environment steps before action repeat) everywhere, as the papers do:
+one agent step with action repeat k is k frames, and its reward is the sum of the k rewards.
+"""
+import gymnasium as gym
+import numpy as np
+from gymnasium.wrappers import FlattenObservation, TimeLimit, TransformObservation
+
+
+class ActionRepeat(gym.Wrapper):
+    """Repeat each action `repeat` frames and sum the rewards; stop early when the episode ends."""
+
+    def __init__(self, env, repeat: int):
+        super().__init__(env)
+        if repeat < 1:
+            raise ValueError(f"action_repeat must be >= 1, got {repeat}")
+        self.repeat = repeat
+
+    def step(self, action):
+        total = 0.0
+        for _ in range(self.repeat):
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            total += float(reward)
+            if terminated or truncated:
+                break
+        return obs, total, terminated, truncated, info
+
+
+def gym_id(task: str) -> str:
+    """'dmc/cartpole-swingup' -> 'dm_control/cartpole-swingup-v0'; 'gym/HalfCheetah-v5' -> 'HalfCheetah-v5'."""
+    kind, _, name = task.partition("/")
+    if kind == "dmc" and name:
+        return f"dm_control/{name}-v0"
+    if kind == "gym" and name:
+        return name
+    raise ValueError(f"task must be 'dmc/<domain>-<task>' or 'gym/<EnvId>', got {task!r}")
+
+
+def make_env(task: str, action_repeat: int = 1, max_frames: int | None = None) -> gym.Env:
+    """The task as a gymnasium env with flat float32 observations and actions in [-1, 1].
+    `max_frames` caps an episode (frames, before action repeat); None keeps the task's own limit (1000)."""
+    env_id = gym_id(task)
+    if env_id.startswith("dm_control/"):
+        import shimmy
+        gym.register_envs(shimmy)
+    env = gym.make(env_id)
+    if not (np.all(env.action_space.low == -1) and np.all(env.action_space.high == 1)):
+        raise ValueError(f"{task}: expected actions in [-1, 1], got {env.action_space}")
+    if max_frames is not None:
+        env = TimeLimit(env.unwrapped if env_id.startswith("dm_control/") else env, max_frames)
+    env = FlattenObservation(env)
+    box = gym.spaces.Box(-np.inf, np.inf, env.observation_space.shape, np.float32)
+    env = TransformObservation(env, lambda o: o.astype(np.float32), box)
+    return ActionRepeat(env, action_repeat)

@@ -1,0 +1,50 @@
+"""Replay of whole episodes, sampled as short sub-trajectories for multi-step model training."""
+import math
+
+import torch
+
+
+class EpisodeBuffer:
+    """Fixed-length episodes of `length` agent steps; holds every episode of a run up to `capacity` steps
+    (the oldest are overwritten beyond that). Stored as obs [E, length + 1, obs_dim], action [E, length, A],
+    reward [E, length]."""
+
+    def __init__(self, capacity: int, length: int, obs_dim: int, action_dim: int):
+        self.length, self.episodes = length, max(1, math.ceil(capacity / length))
+        self.obs = torch.zeros(self.episodes, length + 1, obs_dim)
+        self.action = torch.zeros(self.episodes, length, action_dim)
+        self.reward = torch.zeros(self.episodes, length)
+        self.added = 0  # episodes ever added
+
+    def __len__(self) -> int:
+        return min(self.added, self.episodes)
+
+    def add(self, obs, action, reward):
+        """One episode: obs [length + 1, obs_dim], action [length, A], reward [length]."""
+        if tuple(action.shape) != tuple(self.action.shape[1:]) or tuple(obs.shape) != tuple(self.obs.shape[1:]):
+            raise ValueError(f"episode of shape obs {tuple(obs.shape)}, action {tuple(action.shape)}; the buffer "
+                             f"holds obs {tuple(self.obs.shape[1:])}, action {tuple(self.action.shape[1:])}")
+        i = self.added % self.episodes
+        self.obs[i], self.action[i], self.reward[i] = obs, action, reward
+        self.added += 1
+
+    def sample(self, batch: int, horizon: int, generator=None):
+        """`batch` windows of `horizon` steps: obs [horizon + 1, B, obs_dim], action [horizon, B, A], reward [horizon, B]."""
+        if not len(self):
+            raise ValueError("the replay buffer is empty")
+        if horizon > self.length:
+            raise ValueError(f"horizon {horizon} is longer than an episode ({self.length} steps)")
+        ep = torch.randint(len(self), (batch, 1), generator=generator)
+        t = torch.randint(self.length - horizon + 1, (batch, 1), generator=generator) + torch.arange(horizon + 1)
+        return (self.obs[ep, t].transpose(0, 1), self.action[ep, t[:, :-1]].transpose(0, 1),
+                self.reward[ep, t[:, :-1]].transpose(0, 1))
+
+    def state_dict(self) -> dict:
+        n = len(self)
+        return {"obs": self.obs[:n].clone(), "action": self.action[:n].clone(), "reward": self.reward[:n].clone(),
+                "added": self.added}
+
+    def load_state_dict(self, state: dict):
+        n = len(state["obs"])
+        self.obs[:n], self.action[:n], self.reward[:n] = state["obs"], state["action"], state["reward"]
+        self.added = state["added"]

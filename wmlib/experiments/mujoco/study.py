@@ -1,0 +1,102 @@
+"""The planner study on one trained model, and the side-by-side sample-efficiency table and summary rows."""
+import time
+
+import numpy as np
+import pandas as pd
+
+from ...io import load_json
+from .env import make_env
+from .evaluation import random_returns, run_episodes, summarise
+from .tdmpc import planner_config
+from .train import load_agent, run_dir
+
+PLANNERS = [(m, prior) for m in ("shooting", "cem", "mppi") for prior in (False, True)]
+METHODS = {"tdmpc": "TD-MPC (MPPI)", "sac": "SAC (SB3 defaults)", "random": "random policy"}
+
+
+def planner_study(run) -> pd.DataFrame:
+    """Random shooting, CEM and MPPI, each with and without policy-prior proposals, at equal numbers of
+    scored action sequences, driving the same trained model: return and planning latency per action."""
+    p = run.params
+    task, seed = p.planner_study.task, p.seeds[0]
+    agent = load_agent(p, run.data, task, seed)
+    env = make_env(task, p.tasks[task].action_repeat, p.evaluation.max_frames)
+    rows = []
+    for method, prior in PLANNERS:
+        cfg = planner_config(p.planner, agent.discount, method=method, use_prior=prior)
+        latency = []
+
+        def policy(obs):
+            t0 = time.perf_counter()
+            action = agent.act(obs, planner=cfg)
+            latency.append(time.perf_counter() - t0)
+            return action
+
+        r = summarise(run_episodes(env, policy, p.planner_study.episodes, reset=agent.reset))
+        rows.append({"planner": method, "policy_prior": prior, "evaluations": cfg.evaluations,
+                     "mean": r["mean"], "std": r["std"], "n": r["n"],
+                     "latency_ms": 1e3 * float(np.median(latency)), "actions_timed": len(latency)})
+    return pd.DataFrame(rows)
+
+
+def published(p, task: str, frames: int) -> float:
+    """TD-MPC (v1)'s published return at `frames`, linearly interpolated between its reported points."""
+    points = sorted(p.tasks[task].published.items())
+    if not points or not points[0][0] <= frames <= points[-1][0]:
+        return float("nan")
+    x, y = zip(*points)
+    return float(np.interp(frames, x, y))
+
+
+def _runs(run, method: str, task: str, variant: str = "full") -> list[dict]:
+    return [load_json(run_dir(run.results, method, task, s, variant) / "eval.json") for s in run.params.seeds]
+
+
+def comparison_table(run) -> pd.DataFrame:
+    """One row per task and method at the task's frame budget: mean +- std of evaluation returns (episodes
+    pooled over seeds), beside TD-MPC's published return at the same number of frames."""
+    p, rows = run.params, []
+    for task, budget in p.budgets.items():
+        for method in ("tdmpc", "sac"):
+            runs = _runs(run, method, task)
+            r = summarise([x for e in runs for x in e["returns"]])
+            rows.append({"task": task, "method": method, **r, "frames": budget.frames, "seeds": len(runs),
+                         "train_episodes": sum(e["episodes"] for e in runs),
+                         "core_hours": sum(e["core_hours"] for e in runs),
+                         "published": published(p, task, budget.frames) if method == "tdmpc" else float("nan")})
+        r = summarise(random_returns(task, p.tasks[task].action_repeat, p.evaluation.episodes, p.evaluation.max_frames))
+        rows.append({"task": task, "method": "random", **r, "frames": 0, "seeds": 1, "train_episodes": 0,
+                     "core_hours": 0.0, "published": float("nan")})
+    return pd.DataFrame(rows)
+
+
+def ablation_table(run) -> pd.DataFrame:
+    """TD-MPC on the planner-study task with each TD-MPC2 switch off, beside the full agent."""
+    p = run.params
+    task = p.planner_study.task
+    rows = []
+    for variant in ["full", *p.planner_study.ablations]:
+        e = load_json(run_dir(run.results, "tdmpc", task, p.seeds[0], variant) / "eval.json")
+        rows.append({"task": task, "variant": variant, "mean": e["mean"], "std": e["std"], "n": e["n"],
+                     "frames": e["frames"], "core_hours": e["core_hours"]})
+    return pd.DataFrame(rows)
+
+
+def learning_curves(run, variant: str = "full") -> pd.DataFrame:
+    """Long table: task, method, seed, frames, mean, std of the periodic evaluation episodes."""
+    parts = []
+    for task in run.params.budgets:
+        for method in ("tdmpc", "sac"):
+            for seed in run.params.seeds:
+                df = pd.read_csv(run_dir(run.results, method, task, seed, variant) / "curve.csv")
+                parts.append(df[["frames", "mean", "std"]].assign(task=task, method=method, seed=seed))
+    return pd.concat(parts, ignore_index=True)
+
+
+def summary_rows(run, table: pd.DataFrame) -> pd.DataFrame:
+    """results/<scale>/mujoco/summary.csv rows (see wmlib.summary.COLUMNS)."""
+    return pd.DataFrame({
+        "experiment": table.task, "method": table.method.map(METHODS), "metric": "return",
+        "mean": table["mean"], "std": table["std"], "n": table.n, "env_steps": table.frames,
+        "paper_mean": table.published, "paper_std": float("nan"), "scale": run.scale,
+        "train_episodes": table.train_episodes, "core_hours": table.core_hours})

@@ -1,0 +1,120 @@
+"""The TD-MPC2-style agent: a latent model learned from replay, MPPI planning at every real step.
+
+    agent = TDMPC(obs_dim, action_dim, params, discount)
+    agent.act(obs, explore=True)          # plan with the model; explore adds the planner's std as noise
+    agent.update(*buffer.sample(B, H))    # one gradient step of model, Q-ensemble and policy prior
+"""
+from dataclasses import asdict
+
+import torch
+import torch.nn.functional as F
+
+from ...models.latent_model import LatentModel
+from ...params import MujocoParams, PlannerParams
+from ...planners import PlannerConfig, plan, shift
+
+
+def discount_for(episode_steps: int) -> float:
+    """TD-MPC2's heuristic: horizon ~ episode length / 5 agent steps, clipped to [0.95, 0.995]."""
+    frac = episode_steps / 5
+    return min(max((frac - 1) / frac, 0.95), 0.995)
+
+
+def planner_config(p: PlannerParams, discount: float, **overrides) -> PlannerConfig:
+    return PlannerConfig(**{**p.model_dump(), "discount": discount, **overrides})
+
+
+class TDMPC:
+    def __init__(self, obs_dim: int, action_dim: int, params: MujocoParams, discount: float, model=None):
+        self.p, self.action_dim, self.discount = params.train, action_dim, discount
+        self.model = LatentModel(obs_dim, action_dim, **params.model.model_dump()) if model is None else model
+        self.planner = planner_config(params.planner, discount)
+        lr = self.p.lr
+        self.optim = torch.optim.Adam([
+            {"params": list(self.model.encoder_parameters()), "lr": lr * self.p.encoder_lr_scale},
+            {"params": self.model.model_parameters()}], lr=lr)
+        self.pi_optim = torch.optim.Adam(self.model.pi_parameters(), lr=lr, eps=1e-5)
+        self.q_scale = torch.ones(())  # running (P95 - P5) of Q: normalises the policy loss
+        self.prev_mean = None
+
+    # --- acting -----------------------------------------------------------------------------------
+    def reset(self):
+        """Call at the start of an episode: the next plan starts cold."""
+        self.prev_mean = None
+
+    @torch.no_grad()
+    def act(self, obs, explore: bool = False, planner: PlannerConfig | None = None):
+        """obs [obs_dim] (numpy or tensor) -> action [A] as numpy, in [-1, 1]."""
+        self.model.eval()
+        z = self.model.encode(torch.as_tensor(obs, dtype=torch.float32))
+        action, mean, std = plan(self.model, z, planner or self.planner, self.action_dim, self.prev_mean)
+        self.prev_mean = shift(mean)
+        if explore:
+            action = (action + std[0] * torch.randn(self.action_dim)).clamp(-1, 1)
+        return action.numpy()
+
+    # --- learning ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def td_target(self, next_z, reward):
+        """reward [H, B] + discount * min of 2 random target Qs at (next_z, a ~ pi(next_z))."""
+        action = self.model.pi(next_z).sample()
+        return reward + self.discount * self.model.q(next_z, action, "min", target=True)
+
+    def model_loss(self, obs, action, reward) -> tuple[torch.Tensor, dict, torch.Tensor]:
+        """obs [H+1, B, obs_dim], action [H, B, A], reward [H, B] -> (loss, parts, latents [H+1, B, latent])."""
+        H, p, m = len(action), self.p, self.model
+        with torch.no_grad():
+            next_z = m.encode(obs[1:])
+            td = self.td_target(next_z, reward)
+        rho = p.rho ** torch.arange(H, dtype=torch.float32)
+        zs = [m.encode(obs[0])]
+        consistency = 0.0
+        for t in range(H):
+            zs.append(m.next(zs[-1], action[t]))
+            consistency = consistency + rho[t] * F.mse_loss(zs[-1], next_z[t])
+        zs = torch.stack(zs)
+        reward_loss = (rho[:, None] * m.regression_loss(m.reward_logits(zs[:-1], action), reward)).mean(1).sum()
+        value_loss = (rho[:, None] * m.regression_loss(m.q_logits(zs[:-1], action), td)).mean(-1).sum()
+        consistency, reward_loss, value_loss = consistency / H, reward_loss / H, value_loss / (H * m.num_q)
+        loss = p.consistency_coef * consistency + p.reward_coef * reward_loss + p.value_coef * value_loss
+        parts = {"consistency": consistency.item(), "reward": reward_loss.item(), "value": value_loss.item()}
+        return loss, parts, zs
+
+    def pi_loss(self, zs):
+        """Maximise scaled Q of the prior's actions along the latents zs [H+1, B, latent], plus entropy."""
+        dist = self.model.pi(zs)
+        action = dist.rsample()
+        log_prob = dist.log_prob(action).sum(-1)
+        q = self.model.q(zs, action, "avg")
+        with torch.no_grad():
+            spread = (torch.quantile(q[0], 0.95) - torch.quantile(q[0], 0.05)).clamp(min=1.0)
+            self.q_scale.lerp_(spread, self.p.tau)
+        rho = self.p.rho ** torch.arange(len(zs), dtype=torch.float32)
+        return ((self.p.entropy_coef * log_prob - q / self.q_scale).mean(1) * rho).mean()
+
+    def update(self, obs, action, reward) -> dict:
+        """One gradient step on a batch of sub-trajectories (shapes as in `model_loss`)."""
+        self.model.train()
+        loss, parts, zs = self.model_loss(obs, action, reward)
+        self.optim.zero_grad(set_to_none=True)
+        loss.backward()
+        parts["grad_norm"] = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.p.grad_clip).item()
+        self.optim.step()
+        pi_loss = self.pi_loss(zs.detach())
+        self.pi_optim.zero_grad(set_to_none=True)
+        pi_loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.pi_parameters(), self.p.grad_clip)
+        self.pi_optim.step()
+        self.model.update_target(self.p.tau)
+        return {**parts, "pi": pi_loss.item()}
+
+    # --- checkpoints ------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "optim": self.optim.state_dict(),
+                "pi_optim": self.pi_optim.state_dict(), "q_scale": self.q_scale, "planner": asdict(self.planner)}
+
+    def load_state_dict(self, state: dict):
+        self.model.load_state_dict(state["model"])
+        self.optim.load_state_dict(state["optim"])
+        self.pi_optim.load_state_dict(state["pi_optim"])
+        self.q_scale = state["q_scale"]

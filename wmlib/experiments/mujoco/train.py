@@ -1,0 +1,198 @@
+"""Training runs, one job per (task, seed): TD-MPC (and its switch ablations), and Stable-Baselines3 SAC.
+
+Each job checkpoints at every learning-curve point and resumes from there when rerun; jobs run in
+parallel on the run's WorkerPool (Ray at paper scale). Steps are agent steps; frames = steps x action repeat.
+"""
+import io
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from ...io import atomic_path, load_json, load_torch, save_json, save_torch
+from ...models.latent_model import LatentModel
+from ...params import MujocoParams
+from .env import make_env
+from .evaluation import run_episodes, summarise
+from .replay import EpisodeBuffer
+from .tdmpc import TDMPC, discount_for
+
+ABLATIONS = {"no_simnorm": {"simnorm": False}, "no_two_hot": {"two_hot": False}}
+
+
+def run_dir(root: Path, method: str, task: str, seed: int, variant: str = "full") -> Path:
+    """<root>/<method>/<task with / as _>/<variant>/seed<seed>/"""
+    path = Path(root) / method / task.replace("/", "_") / variant / f"seed{seed}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def episode_length(p: MujocoParams, task: str) -> int:
+    """Agent steps per episode."""
+    return math.ceil((p.evaluation.max_frames or 1000) / p.tasks[task].action_repeat)
+
+
+def tdmpc_jobs(p: MujocoParams) -> list[tuple[str, int, str]]:
+    """(task, seed, variant) for every budgeted task and seed, plus the ablations; longest first."""
+    jobs = [(t, s, "full") for t in p.budgets for s in p.seeds]
+    jobs += [(p.planner_study.task, p.seeds[0], v) for v in p.planner_study.ablations]
+    return sorted(jobs, key=lambda j: -p.budgets[j[0]].frames / p.tasks[j[0]].action_repeat)
+
+
+def make_agent(p: MujocoParams, task: str, variant: str = "full") -> TDMPC:
+    env = make_env(task, p.tasks[task].action_repeat, p.evaluation.max_frames)
+    obs_dim, action_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    model = LatentModel(obs_dim, action_dim, **{**p.model.model_dump(), **ABLATIONS.get(variant, {})})
+    return TDMPC(obs_dim, action_dim, p, discount_for(episode_length(p, task)), model=model)
+
+
+def load_agent(p: MujocoParams, data: Path, task: str, seed: int, variant: str = "full") -> TDMPC:
+    agent = make_agent(p, task, variant)
+    agent.load_state_dict(load_torch(run_dir(data, "tdmpc", task, seed, variant) / "checkpoint.pt")["agent"])
+    return agent
+
+
+def train_tdmpc(shared, job) -> dict:
+    """One TD-MPC run: random seed episodes, then plan-act-update every step; evaluation episodes every
+    `eval_every` frames and at the end. Writes curve.csv and eval.json under results, checkpoint.pt under data."""
+    p, data, results = shared
+    task, seed, variant = job
+    ar, budget, tp = p.tasks[task].action_repeat, p.budgets[task], p.train
+    torch.manual_seed(seed)
+    env = make_env(task, ar, p.evaluation.max_frames)
+    eval_env = make_env(task, ar, p.evaluation.max_frames)
+    env.action_space.seed(seed)
+    agent, length = make_agent(p, task, variant), episode_length(p, task)
+    total, seed_steps = budget.frames // ar, max(tp.min_seed_steps, tp.seed_episodes * length)
+    buffer = EpisodeBuffer(total + length, length, env.observation_space.shape[0], env.action_space.shape[0])
+    ckpt, out = run_dir(data, "tdmpc", task, seed, variant) / "checkpoint.pt", run_dir(results, "tdmpc", task, seed, variant)
+    state = {"step": 0, "episode": 0, "pretrained": False, "curve": [], "core_seconds": 0.0}
+    if ckpt.exists():
+        saved = load_torch(ckpt)
+        agent.load_state_dict(saved["agent"])
+        buffer.load_state_dict(saved["buffer"])
+        state = saved["state"]
+        torch.set_rng_state(saved["rng"])
+    policy = lambda o: agent.act(o)  # noqa: E731  (evaluation: the plan's mean, no exploration noise)
+    t0, losses = time.process_time(), []
+    bar = tqdm(total=budget.frames, initial=state["step"] * ar, unit="frame", mininterval=30,
+               desc=f"TD-MPC {task} {variant} seed {seed}")
+    while state["step"] < total:
+        obs, _ = env.reset(seed=seed * 100_000 + state["episode"])
+        agent.reset()
+        ep_obs, ep_action, ep_reward, done = [obs], [], [], False
+        while not done:
+            if state["step"] < seed_steps:
+                action = env.action_space.sample()
+            else:
+                action = agent.act(obs, explore=True)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            if terminated:
+                raise RuntimeError(f"{task}: the episode terminated; this agent has no termination head and "
+                                   "handles only tasks that end by time limit (DMC, HalfCheetah)")
+            ep_obs.append(obs), ep_action.append(action), ep_reward.append(reward)
+            state["step"] += 1
+            bar.update(ar)
+            if state["step"] >= seed_steps and len(buffer):
+                updates = 1 if state["pretrained"] else seed_steps  # pretrain on the seed data once
+                state["pretrained"] = True
+                for _ in range(updates):
+                    losses.append(agent.update(*buffer.sample(tp.batch_size, tp.horizon)))
+            done = truncated
+        buffer.add(torch.as_tensor(np.array(ep_obs)), torch.as_tensor(np.array(ep_action), dtype=torch.float32),
+                   torch.as_tensor(ep_reward, dtype=torch.float32))
+        state["episode"] += 1
+        frames = state["step"] * ar
+        last = state["step"] >= total
+        if frames // budget.eval_every > (frames - length * ar) // budget.eval_every or last:
+            # the last curve point is the final evaluation: `episodes` episodes instead of `curve_episodes`
+            n = p.evaluation.episodes if last else p.evaluation.curve_episodes
+            returns = run_episodes(eval_env, policy, n, reset=agent.reset)
+            state["final_returns"] = returns
+            loss_means = pd.DataFrame(losses).mean().to_dict() if losses else {}
+            state["curve"].append({"frames": frames, "episodes": state["episode"], "mean": float(np.mean(returns)),
+                                   "std": float(np.std(returns)), **loss_means})
+            losses = []
+            state["core_seconds"] += time.process_time() - t0
+            t0 = time.process_time()
+            save_torch({"agent": agent.state_dict(), "buffer": buffer.state_dict(), "state": state,
+                        "rng": torch.get_rng_state()}, ckpt)
+            bar.set_postfix(ret=f"{np.mean(returns):.0f}")
+    bar.close()
+    final = summarise(state["final_returns"])
+    result = {"method": "tdmpc", "task": task, "seed": seed, "variant": variant, "frames": state["step"] * ar,
+              "episodes": state["episode"], "core_hours": state["core_seconds"] / 3600, **final,
+              "parameters": agent.model.num_parameters()}
+    _write_csv(pd.DataFrame(state["curve"]), out / "curve.csv")
+    save_json(result, out / "eval.json")
+    return result
+
+
+def train_sac(shared, job) -> dict:
+    """Stable-Baselines3 SAC with its default hyperparameters on the same env, budget and evaluation."""
+    from stable_baselines3 import SAC
+
+    p, data, results = shared
+    task, seed = job
+    ar, budget = p.tasks[task].action_repeat, p.budgets[task]
+    env = make_env(task, ar, p.evaluation.max_frames)
+    eval_env = make_env(task, ar, p.evaluation.max_frames)
+    total = budget.frames // ar
+    ckpt_dir, out = run_dir(data, "sac", task, seed), run_dir(results, "sac", task, seed)
+    if (ckpt_dir / "state.json").exists():
+        model = SAC.load(ckpt_dir / "model.zip", env=env, device="cpu")
+        model.load_replay_buffer(ckpt_dir / "replay.pkl")
+        state = load_json(ckpt_dir / "state.json")
+    else:
+        model = SAC("MlpPolicy", env, seed=seed, device="cpu", verbose=0)
+        state = {"curve": [], "core_seconds": 0.0}
+    policy = lambda o: model.predict(o, deterministic=True)[0]  # noqa: E731
+    bar = tqdm(total=budget.frames, initial=model.num_timesteps * ar, unit="frame", mininterval=30,
+               desc=f"SAC {task} seed {seed}")
+    while model.num_timesteps < total:
+        t0 = time.process_time()
+        next_eval = min(total, (model.num_timesteps * ar // budget.eval_every + 1) * budget.eval_every // ar)
+        before = model.num_timesteps
+        model.learn(next_eval - model.num_timesteps, reset_num_timesteps=False)
+        bar.update((model.num_timesteps - before) * ar)
+        n = p.evaluation.episodes if model.num_timesteps >= total else p.evaluation.curve_episodes
+        returns = run_episodes(eval_env, policy, n)  # the last curve point is the final evaluation
+        state["final_returns"] = returns
+        state["curve"].append({"frames": model.num_timesteps * ar, "mean": float(np.mean(returns)),
+                               "std": float(np.std(returns))})
+        state["core_seconds"] += time.process_time() - t0
+        for name, save in (("model.zip", model.save), ("replay.pkl", model.save_replay_buffer)):
+            buf = io.BytesIO()
+            save(buf)
+            with atomic_path(ckpt_dir / name) as tmp:
+                tmp.write_bytes(buf.getvalue())
+        save_json(state, ckpt_dir / "state.json")
+    bar.close()
+    final = summarise(state["final_returns"])
+    result = {"method": "sac", "task": task, "seed": seed, "variant": "full", "frames": model.num_timesteps * ar,
+              "episodes": int(model._episode_num), "core_hours": state["core_seconds"] / 3600, **final}
+    _write_csv(pd.DataFrame(state["curve"]), out / "curve.csv")
+    save_json(result, out / "eval.json")
+    return result
+
+
+def train_all(run, method: str) -> list[dict]:
+    """Every job of `method` ('tdmpc' or 'sac') on the run's worker pool."""
+    p = run.params
+    if method == "tdmpc":
+        fn, jobs = train_tdmpc, tdmpc_jobs(p)
+    elif method == "sac":
+        fn, jobs = train_sac, [(t, s) for t in p.budgets for s in p.seeds]
+    else:
+        raise ValueError(f"method must be 'tdmpc' or 'sac', got {method!r}")
+    with run.pool() as pool:
+        return pool.map(fn, jobs, shared=(p, run.data, run.results), desc=f"{method} runs")
+
+
+def _write_csv(df: pd.DataFrame, path: Path):
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False)

@@ -1,0 +1,112 @@
+"""Sampling-based planners over a learned latent model: random shooting, CEM and MPPI (TD-MPC2's loop).
+
+A planning call, for one observation's latent z:
+  1. sample `samples` action sequences [H, A] from a Gaussian (mean warm-started from the previous plan),
+     plus `policy_samples` sequences proposed by the policy prior rolled out in the model;
+  2. roll every sequence out in latent space and score it: sum of discounted predicted rewards plus the
+     discounted terminal value;
+  3. re-weight: MPPI takes softmax(temperature * (score - max)) over the `elites` best, CEM weights the
+     elites equally; the new mean and std are the weighted mean and std (std clamped to [min_std, max_std]);
+  4. repeat for `iterations`, then return the first action of the final mean.
+Random shooting evaluates the same number of sequences, (samples + policy_samples) x iterations,
+uniformly in [-1, 1] in one batch, and returns the first action of the best one.
+The whole population and horizon are tensors: no Python loop over samples.
+
+`model` needs: next(z, a) -> z', reward(z, a) -> [N], value(z) -> [N], pi(z) -> a distribution over actions.
+"""
+from dataclasses import dataclass
+
+import torch
+
+METHODS = ("mppi", "cem", "shooting")
+
+
+@dataclass(frozen=True)
+class PlannerConfig:
+    method: str = "mppi"
+    horizon: int = 3
+    iterations: int = 6
+    samples: int = 512           # Gaussian sequences per iteration
+    policy_samples: int = 24     # sequences proposed by the policy prior (0 or use_prior=False: none)
+    elites: int = 64
+    temperature: float = 0.5
+    min_std: float = 0.05
+    max_std: float = 2.0
+    discount: float = 0.99
+    use_prior: bool = True
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"planner method must be one of {METHODS}, got {self.method!r}")
+        for name in ("horizon", "iterations", "samples", "elites"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"planner {name} must be >= 1, got {getattr(self, name)}")
+        if self.elites > self.samples + self.policy_samples:
+            raise ValueError(f"planner elites ({self.elites}) exceed samples + policy_samples")
+
+    @property
+    def evaluations(self) -> int:
+        """Action sequences scored per planning call (each costs `horizon` model steps)."""
+        return (self.samples + self.policy_samples) * self.iterations
+
+
+def rollout_returns(model, z, actions, discount: float):
+    """z [latent] or [N, latent], actions [H, N, A] -> discounted return + terminal value [N]."""
+    z = z.expand(actions.shape[1], -1) if z.dim() == 1 else z
+    ret, gamma = 0.0, 1.0
+    for a in actions:
+        ret = ret + gamma * model.reward(z, a)
+        z = model.next(z, a)
+        gamma *= discount
+    return ret + gamma * model.value(z)
+
+
+def policy_proposals(model, z, n: int, horizon: int):
+    """[H, n, A] action sequences from the policy prior rolled out in the model from z [latent]."""
+    z = z.expand(n, -1)
+    actions = []
+    for _ in range(horizon):
+        actions.append(model.pi(z).sample())
+        z = model.next(z, actions[-1])
+    return torch.stack(actions)
+
+
+@torch.inference_mode()
+def plan(model, z, cfg: PlannerConfig, action_dim: int, prev_mean=None, generator=None):
+    """Plan from latent z [latent]. Returns (action [A], mean [H, A], std [H, A]); `mean` shifted by one
+    step warm-starts the next call (`prev_mean`)."""
+    H, A = cfg.horizon, action_dim
+    n_prior = cfg.policy_samples if cfg.use_prior else 0
+    n_gauss = cfg.samples + cfg.policy_samples - n_prior  # equal evaluations with or without the prior
+    prior = policy_proposals(model, z, n_prior, H) if n_prior else z.new_zeros(H, 0, A)
+
+    if cfg.method == "shooting":
+        n = n_gauss * cfg.iterations
+        uniform = torch.rand(H, n, A, generator=generator) * 2 - 1
+        priors = prior.repeat(1, cfg.iterations, 1)
+        actions = torch.cat([priors, uniform], 1)
+        best = rollout_returns(model, z, actions, cfg.discount).argmax()
+        mean = actions[:, best]
+        return mean[0], mean, torch.full_like(mean, cfg.min_std)
+
+    mean = torch.zeros(H, A) if prev_mean is None else prev_mean.clone()
+    std = torch.full((H, A), cfg.max_std)
+    for _ in range(cfg.iterations):
+        noise = torch.randn(H, n_gauss, A, generator=generator)
+        actions = torch.cat([prior, (mean.unsqueeze(1) + std.unsqueeze(1) * noise).clamp(-1, 1)], 1)
+        score = rollout_returns(model, z, actions, cfg.discount)
+        elite_score, idx = score.topk(cfg.elites)
+        elites = actions[:, idx]                                   # [H, elites, A]
+        if cfg.method == "mppi":
+            w = torch.softmax(cfg.temperature * (elite_score - elite_score.max()), 0)
+        else:  # cem
+            w = torch.full_like(elite_score, 1 / cfg.elites)
+        w = w[None, :, None]
+        mean = (w * elites).sum(1)
+        std = (w * (elites - mean.unsqueeze(1)) ** 2).sum(1).sqrt().clamp(cfg.min_std, cfg.max_std)
+    return mean[0], mean, std
+
+
+def shift(mean):
+    """Warm start: the plan [H, A] moved one step forward, with a zero action appended (as TD-MPC2 does)."""
+    return torch.cat([mean[1:], torch.zeros_like(mean[:1])])
