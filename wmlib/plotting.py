@@ -107,8 +107,9 @@ def sample_efficiency(curves, table, published: dict, labels: dict):
         rnd = table[(table.task == task) & (table.method == "random")]
         if len(rnd):
             ax.axhline(rnd["mean"].iloc[0], color="gray", ls=":", label=labels["random"])
-        if published.get(task):
-            x, y = zip(*sorted(published[task].items()))
+        within = {f: r for f, r in published.get(task, {}).items() if f <= curves[curves.task == task].frames.max()}
+        if within:  # published points up to this budget
+            x, y = zip(*sorted(within.items()))
             ax.plot(x, y, "k*", ms=8, label="TD-MPC, published")
         ax.set_title(task), ax.set_xlabel("training frames"), ax.set_ylabel("episode return")
         ax.legend(fontsize=7)
