@@ -56,3 +56,19 @@ def test_readme_doom_benchmark_table_is_generated_from_the_benchmark_json():
     result = json.loads(benchmarks.DOOM_OUT.read_text())
     table = benchmarks.doom_markdown_table(result)
     assert f"{benchmarks.DOOM_BEGIN}\n{table}\n{benchmarks.DOOM_END}" in summary.README.read_text()
+
+
+def test_markdown_table_shows_a_published_mean_without_spread_alone():
+    df = pd.DataFrame([{"experiment": "dmc/walker-walk", "method": "TD-MPC (MPPI)", "metric": "return", "mean": 887.5,
+                        "std": 39.8, "n": 10, "env_steps": 40000, "paper_mean": 954.0, "paper_std": float("nan"),
+                        "scale": "default", "train_episodes": 40, "core_hours": 0.7}])
+    assert "| 888 +- 40 | 10 | 954 | 40,000 |" in summary.markdown_table(df)
+
+
+def test_readme_mujoco_benchmark_table_is_generated_from_the_benchmark_json():
+    from wmlib import benchmarks
+    if not benchmarks.MUJOCO_OUT.exists():
+        pytest.skip("no results/benchmarks/mujoco.json yet")
+    result = json.loads(benchmarks.MUJOCO_OUT.read_text())
+    table = benchmarks.mujoco_markdown_table(result)
+    assert f"{benchmarks.MUJOCO_BEGIN}\n{table}\n{benchmarks.MUJOCO_END}" in summary.README.read_text()

@@ -28,8 +28,8 @@ def collect(scale: str) -> pd.DataFrame:
 
 
 def markdown_table(df: pd.DataFrame) -> str:
-    def pm(mean, std):
-        return "" if pd.isna(mean) else f"{mean:.0f} +- {std:.0f}"
+    def pm(mean, std):  # a published number without a spread is shown alone
+        return "" if pd.isna(mean) else f"{mean:.0f}" if pd.isna(std) else f"{mean:.0f} +- {std:.0f}"
 
     lines = ["| experiment | method | metric | this replication | n | paper | training env steps | training episodes "
              "| core-hours | scale |",
