@@ -41,21 +41,16 @@ def test_eval_result_round_trip(tmp_path):
     assert back == r and back.mean == 30.0 and back.std == pytest.approx(21.602, abs=1e-3)
 
 
-def test_readme_benchmark_table_is_generated_from_the_benchmark_json():
-    from wmlib import benchmarks
-    if not benchmarks.OUT.exists():
-        pytest.skip("no results/benchmarks/carracing.json yet")
-    result = json.loads(benchmarks.OUT.read_text())
-    assert f"{benchmarks.BEGIN}\n{benchmarks.markdown_table(result)}\n{benchmarks.END}" in summary.README.read_text()
-
-
-def test_readme_doom_benchmark_table_is_generated_from_the_benchmark_json():
-    from wmlib import benchmarks
-    if not benchmarks.DOOM_OUT.exists():
-        pytest.skip("no results/benchmarks/doom.json yet")
-    result = json.loads(benchmarks.DOOM_OUT.read_text())
-    table = benchmarks.doom_markdown_table(result)
-    assert f"{benchmarks.DOOM_BEGIN}\n{table}\n{benchmarks.DOOM_END}" in summary.README.read_text()
+@pytest.mark.parametrize("experiment", ["carracing", "doom", "mujoco"])
+def test_readme_benchmark_tables_are_generated_from_the_benchmark_json(experiment):
+    from wmlib import benchmarks as b
+    out, table, begin, end = {
+        "carracing": (b.OUT, b.markdown_table, b.BEGIN, b.END),
+        "doom": (b.DOOM_OUT, b.doom_markdown_table, b.DOOM_BEGIN, b.DOOM_END),
+        "mujoco": (b.MUJOCO_OUT, b.mujoco_markdown_table, b.MUJOCO_BEGIN, b.MUJOCO_END)}[experiment]
+    if not out.exists():
+        pytest.skip(f"no {out.name} yet")
+    assert f"{begin}\n{table(json.loads(out.read_text()))}\n{end}" in summary.README.read_text()
 
 
 def test_markdown_table_shows_a_published_mean_without_spread_alone():
@@ -63,12 +58,3 @@ def test_markdown_table_shows_a_published_mean_without_spread_alone():
                         "std": 39.8, "n": 10, "env_steps": 40000, "paper_mean": 954.0, "paper_std": float("nan"),
                         "scale": "default", "train_episodes": 40, "core_hours": 0.7}])
     assert "| 888 +- 40 | 10 | 954 | 40,000 |" in summary.markdown_table(df)
-
-
-def test_readme_mujoco_benchmark_table_is_generated_from_the_benchmark_json():
-    from wmlib import benchmarks
-    if not benchmarks.MUJOCO_OUT.exists():
-        pytest.skip("no results/benchmarks/mujoco.json yet")
-    result = json.loads(benchmarks.MUJOCO_OUT.read_text())
-    table = benchmarks.mujoco_markdown_table(result)
-    assert f"{benchmarks.MUJOCO_BEGIN}\n{table}\n{benchmarks.MUJOCO_END}" in summary.README.read_text()
