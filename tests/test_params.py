@@ -84,3 +84,11 @@ def test_bad_scale_is_named(tmp_path, monkeypatch):
     path = write_params(tmp_path, lambda r: r.update(scale="Default"))
     with pytest.raises(ParamsError, match="key 'scale'"):
         resolve_scale(None, path)
+
+
+def test_unknown_task_in_budgets_names_it(tmp_path):
+    def rename(r):
+        budgets = r["mujoco"]["smoke"]["budgets"]
+        budgets["dmc/walker-run"] = budgets.pop("dmc/walker-walk")
+    with pytest.raises(ParamsError, match="dmc/walker-run"):
+        load_params("mujoco", "smoke", write_params(tmp_path, rename))
