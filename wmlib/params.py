@@ -190,6 +190,48 @@ class ControlBenchmarkParams(_Strict):
     updates: int                 # model updates timed
 
 
+class DreamerModelParams(_Strict):
+    deter: int                   # GRU state size
+    hidden: int                  # MLP width (encoder, decoder, heads, actor, critic)
+    stoch: int                   # latent variables (categorical) or dimensions (Gaussian)
+    classes: int                 # classes per categorical variable
+    layers: int                  # hidden layers per MLP
+    cnn_depth: int               # channels of the first conv layer, pixels only
+
+
+class DreamerTrainParams(_Strict):
+    batch_size: int              # replayed sequences per update
+    seq_len: int                 # agent steps per sequence
+    horizon: int                 # imagination horizon H
+    imagine_starts: int          # posterior states imagination starts from per update (<= batch_size x seq_len)
+    lam: float                   # lambda of the lambda-returns
+    model_lr: float
+    actor_lr: float
+    critic_lr: float
+    grad_clip: float
+    slow_tau: float              # EMA rate of the slow critic
+    entropy_coef: float
+    updates: int                 # updates (world model + actor-critic) per run, spread evenly after the seed steps
+    seed_episodes: int           # random-action episodes first: max(min_seed_steps, seed_episodes episodes)
+    min_seed_steps: int
+
+
+class DreamerDiagnosticsParams(_Strict):
+    episodes: int                # held-out real episodes for the open-loop prediction error
+    context: int                 # observed steps before imagining
+    horizons: list[int]          # imagined steps at which the error is reported
+
+
+class DreamerParams(_Strict):
+    version: Literal["v1", "v2", "v3"]  # which paper's switches (wmlib.experiments.mujoco.dreamer.VERSIONS)
+    pixels: bool                 # 64x64 rendered frames instead of state vectors
+    model: DreamerModelParams
+    train: DreamerTrainParams
+    diagnostics: DreamerDiagnosticsParams
+    ablation_task: str
+    ablations: list[Literal["no_kl", "deterministic", "no_reconstruction", "gaussian"]]
+
+
 class MujocoParams(_Strict):
     seeds: list[int]
     parallel: ParallelParams
@@ -202,6 +244,7 @@ class MujocoParams(_Strict):
     planner_study: PlannerStudyParams
     benchmark: ControlBenchmarkParams
     paper_model: LatentModelParams         # TD-MPC2's 5M-parameter model, for the benchmarks
+    dreamer: DreamerParams
 
     @property
     def seed(self) -> int:
@@ -211,7 +254,7 @@ class MujocoParams(_Strict):
     def _known_tasks(self):
         if not self.seeds:
             raise ValueError("seeds must list at least one seed")
-        for task in [*self.budgets, self.planner_study.task]:
+        for task in [*self.budgets, self.planner_study.task, self.dreamer.ablation_task]:
             if task not in self.tasks:
                 raise ValueError(f"task {task!r} is not in mujoco.tasks ({', '.join(self.tasks)})")
         return self

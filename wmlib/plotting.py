@@ -96,7 +96,8 @@ def savefig(fig, path):
 
 def sample_efficiency(curves, table, published: dict, labels: dict):
     """One panel per task: return against training frames for each learner (mean over seeds, band = std of
-    the evaluation episodes), the random policy as a line, and published TD-MPC returns as markers."""
+    the evaluation episodes), the random policy as a line, and published returns as markers.
+    published: method -> task -> {frames: return}."""
     tasks = list(dict.fromkeys(table.task))
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.4), squeeze=False)
     for ax, task in zip(axes[0], tasks):
@@ -107,10 +108,12 @@ def sample_efficiency(curves, table, published: dict, labels: dict):
         rnd = table[(table.task == task) & (table.method == "random")]
         if len(rnd):
             ax.axhline(rnd["mean"].iloc[0], color="gray", ls=":", label=labels["random"])
-        within = {f: r for f, r in published.get(task, {}).items() if f <= curves[curves.task == task].frames.max()}
-        if within:  # published points up to this budget
-            x, y = zip(*sorted(within.items()))
-            ax.plot(x, y, "k*", ms=8, label="TD-MPC, published")
+        for j, (method, points) in enumerate(published.items()):
+            within = {f: r for f, r in points.get(task, {}).items() if f <= curves[curves.task == task].frames.max()}
+            if within:  # published points up to this budget
+                x, y = zip(*sorted(within.items()))
+                ax.plot(x, y, "*^"[j % 2], color=f"C{list(labels).index(method)}", mec="k", ms=9,
+                        label=f"{labels[method]}, published")
         ax.set_title(task), ax.set_xlabel("training frames"), ax.set_ylabel("episode return")
         ax.legend(fontsize=7)
     fig.tight_layout()
@@ -129,5 +132,45 @@ def planner_study(df):
     for ax in (a1, a2):
         ax.tick_params(axis="x", rotation=30)
     fig.suptitle(f"equal model evaluations: {df.evaluations.iloc[0]:,} sequences per action")
+    fig.tight_layout()
+    return fig
+
+
+def open_loop_error(errors):
+    """errors: rows of task, variant, step, model, persistence (wmlib.experiments.mujoco.diagnostics).
+    One panel per task: the model's error per imagined step for each variant, persistence dashed."""
+    tasks = list(dict.fromkeys(errors.task))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.2), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        df = errors[errors.task == task]
+        for variant, g in df.groupby("variant", sort=False):
+            ax.plot(g.step, g.model, "o-" if variant == "full" else ".-", ms=3, label=variant)
+        full = df[df.variant == df.variant.iloc[0]]
+        ax.plot(full.step, full.persistence, "k--", label="persistence")
+        ax.set_yscale("log"), ax.set_title(task), ax.set_xlabel("imagined steps"), ax.set_ylabel("normalised error")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def imagined_vs_real(rows, horizons: list[int], pixels: bool, dims: int = 3):
+    """rows: (task, predicted [H, ...], real [H, ...]) in the decoder's space. Vectors: the first `dims` state
+    dimensions over the imagined steps, one row per task; frames: real and imagined frames at `horizons`."""
+    if pixels:
+        frames = {}
+        for task, pred, real in rows:
+            for label, x in (("real", real), ("imagined", pred)):
+                x = (x[[h - 1 for h in horizons]].clamp(-0.5, 0.5) + 0.5).movedim(-3, -1)
+                frames[f"{task}\n{label}"] = (255 * x.numpy()).astype(np.uint8)
+        return frame_grid(frames, "imagined vs real at steps " + ", ".join(map(str, horizons)))
+    fig, axes = plt.subplots(len(rows), dims, figsize=(3.3 * dims, 2.4 * len(rows)), squeeze=False)
+    for r, (task, pred, real) in enumerate(rows):
+        steps = np.arange(1, len(pred) + 1)
+        for c in range(min(dims, pred.shape[-1])):
+            ax = axes[r, c]
+            ax.plot(steps, real[:, c], "k-", label="real")
+            ax.plot(steps, pred[:, c], "C1--", label="imagined")
+            ax.set_title(f"{task} [{c}]", fontsize=8), ax.set_xlabel("imagined steps")
+        axes[r, 0].legend(fontsize=7)
     fig.tight_layout()
     return fig

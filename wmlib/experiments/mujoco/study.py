@@ -7,11 +7,14 @@ import pandas as pd
 from ...io import load_json
 from .env import make_env
 from .evaluation import random_returns, run_episodes, summarise
+from .dreamer import PUBLISHED as DREAMER_PUBLISHED
 from .tdmpc import planner_config
 from .train import load_agent, run_dir
 
 PLANNERS = [(m, prior) for m in ("shooting", "cem", "mppi") for prior in (False, True)]
-METHODS = {"tdmpc": "TD-MPC (MPPI)", "sac": "SAC (SB3 defaults)", "random": "random policy"}
+LEARNERS = ("tdmpc", "dreamer", "sac")
+METHODS = {"tdmpc": "TD-MPC (MPPI)", "dreamer": "Dreamer (v3 switches)", "sac": "SAC (SB3 defaults)",
+           "random": "random policy"}
 
 
 def planner_study(run) -> pd.DataFrame:
@@ -39,9 +42,16 @@ def planner_study(run) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def published(p, task: str, frames: int) -> float:
-    """TD-MPC (v1)'s published return at `frames`, linearly interpolated between its reported points."""
-    points = sorted(p.tasks[task].published.items())
+def published_points(p, method: str) -> dict[str, dict[int, float]]:
+    """task -> {frames: return} published for `method`: TD-MPC (v1) from params, DreamerV3 (states)."""
+    if method == "tdmpc":
+        return {t: s.published for t, s in p.tasks.items()}
+    return DREAMER_PUBLISHED if method == "dreamer" else {}
+
+
+def published(p, method: str, task: str, frames: int) -> float:
+    """`method`'s published return at `frames`, linearly interpolated between its reported points."""
+    points = sorted(published_points(p, method).get(task, {}).items())
     if not points or not points[0][0] <= frames <= points[-1][0]:
         return float("nan")
     x, y = zip(*points)
@@ -54,16 +64,16 @@ def _runs(run, method: str, task: str, variant: str = "full") -> list[dict]:
 
 def comparison_table(run) -> pd.DataFrame:
     """One row per task and method at the task's frame budget: mean +- std of evaluation returns (episodes
-    pooled over seeds), beside TD-MPC's published return at the same number of frames."""
+    pooled over seeds), beside the method's published return at the same number of frames."""
     p, rows = run.params, []
     for task, budget in p.budgets.items():
-        for method in ("tdmpc", "sac"):
+        for method in LEARNERS:
             runs = _runs(run, method, task)
             r = summarise([x for e in runs for x in e["returns"]])
             rows.append({"task": task, "method": method, **r, "frames": budget.frames, "seeds": len(runs),
                          "train_episodes": sum(e["episodes"] for e in runs),
                          "core_hours": sum(e["core_hours"] for e in runs),
-                         "published": published(p, task, budget.frames) if method == "tdmpc" else float("nan")})
+                         "published": published(p, method, task, budget.frames)})
         r = summarise(random_returns(task, p.tasks[task].action_repeat, p.evaluation.episodes, p.evaluation.max_frames))
         rows.append({"task": task, "method": "random", **r, "frames": 0, "seeds": 1, "train_episodes": 0,
                      "core_hours": 0.0, "published": float("nan")})
@@ -86,7 +96,7 @@ def learning_curves(run, variant: str = "full") -> pd.DataFrame:
     """Long table: task, method, seed, frames, mean, std of the periodic evaluation episodes."""
     parts = []
     for task in run.params.budgets:
-        for method in ("tdmpc", "sac"):
+        for method in LEARNERS:
             for seed in run.params.seeds:
                 df = pd.read_csv(run_dir(run.results, method, task, seed, variant) / "curve.csv")
                 parts.append(df[["frames", "mean", "std"]].assign(task=task, method=method, seed=seed))
