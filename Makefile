@@ -23,4 +23,4 @@ test: setup
 	WMLIB_SCALE=smoke $(RUN) python -m pytest --nbval-lax -p no:cacheprovider tests notebooks
 
 bench: setup
-	$(RUN) dvc repro benchmarks benchmarks_doom benchmarks_mujoco
+	$(RUN) dvc repro benchmarks benchmarks_doom benchmarks_mujoco benchmarks_dreamer

@@ -92,3 +92,17 @@ def test_unknown_task_in_budgets_names_it(tmp_path):
         budgets["dmc/walker-run"] = budgets.pop("dmc/walker-walk")
     with pytest.raises(ParamsError, match="dmc/walker-run"):
         load_params("mujoco", "smoke", write_params(tmp_path, rename))
+
+
+def test_unknown_dreamer_ablation_names_it(tmp_path):
+    def add(r):
+        r["mujoco"]["smoke"]["dreamer"]["ablations"].append("no_reward")
+    with pytest.raises(ParamsError, match="no_reward"):
+        load_params("mujoco", "smoke", write_params(tmp_path, add))
+
+
+def test_unknown_dreamer_ablation_task_names_it(tmp_path):
+    def rename(r):
+        r["mujoco"]["smoke"]["dreamer"]["ablation_task"] = "dmc/hopper-hop"
+    with pytest.raises(ParamsError, match="dmc/hopper-hop"):
+        load_params("mujoco", "smoke", write_params(tmp_path, rename))

@@ -41,13 +41,14 @@ def test_eval_result_round_trip(tmp_path):
     assert back == r and back.mean == 30.0 and back.std == pytest.approx(21.602, abs=1e-3)
 
 
-@pytest.mark.parametrize("experiment", ["carracing", "doom", "mujoco"])
+@pytest.mark.parametrize("experiment", ["carracing", "doom", "mujoco", "dreamer"])
 def test_readme_benchmark_tables_are_generated_from_the_benchmark_json(experiment):
     from wmlib import benchmarks as b
     out, table, begin, end = {
         "carracing": (b.OUT, b.markdown_table, b.BEGIN, b.END),
         "doom": (b.DOOM_OUT, b.doom_markdown_table, b.DOOM_BEGIN, b.DOOM_END),
-        "mujoco": (b.MUJOCO_OUT, b.mujoco_markdown_table, b.MUJOCO_BEGIN, b.MUJOCO_END)}[experiment]
+        "mujoco": (b.MUJOCO_OUT, b.mujoco_markdown_table, b.MUJOCO_BEGIN, b.MUJOCO_END),
+        "dreamer": (b.DREAMER_OUT, b.dreamer_markdown_table, b.DREAMER_BEGIN, b.DREAMER_END)}[experiment]
     if not out.exists():
         pytest.skip(f"no {out.name} yet")
     assert f"{begin}\n{table(json.loads(out.read_text()))}\n{end}" in summary.README.read_text()
