@@ -204,3 +204,17 @@ def test_pixel_env_renders_64x64_frames():
     _, _, _, truncated, _ = env.step(env.action_space.sample())
     assert truncated  # 2 agent steps x 8 frames = the 16-frame cap
     env.close()
+
+
+@pytest.mark.parametrize("version", ["v1", "v2", "v3"])
+def test_every_version_builds_and_updates(version):
+    from wmlib.experiments.mujoco.dreamer import VERSIONS, Dreamer
+    torch.manual_seed(0)
+    d = _tiny_params().dreamer.model_copy(update={"version": version})
+    agent = Dreamer((5,), 2, d)
+    assert agent.wm.rssm.latent == VERSIONS[version]["latent"] and agent.gamma == VERSIONS[version]["gamma"]
+    assert (agent.ac.scale is not None) == VERSIONS[version]["return_norm"]
+    T, B = d.train.seq_len, d.train.batch_size
+    metrics = agent.update(torch.randn(T + 1, B, 5), torch.rand(T, B, 2) * 2 - 1, torch.randn(T, B))
+    assert np.isfinite(list(metrics.values())).all()
+    assert agent.act(np.zeros(5, np.float32), explore=True).shape == (2,)
