@@ -13,7 +13,7 @@ from .train import load_agent, run_dir
 
 PLANNERS = [(m, prior) for m in ("shooting", "cem", "mppi") for prior in (False, True)]
 LEARNERS = ("tdmpc", "dreamer", "sac")
-METHODS = {"tdmpc": "TD-MPC (MPPI)", "dreamer": "Dreamer (v3 switches)", "sac": "SAC (SB3 defaults)",
+METHODS = {"tdmpc": "TD-MPC (MPPI)", "dreamer": "Dreamer (v3)", "sac": "SAC (SB3 defaults)",
            "random": "random policy"}
 
 
