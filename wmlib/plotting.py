@@ -171,6 +171,6 @@ def imagined_vs_real(rows, horizons: list[int], pixels: bool, dims: int = 3):
             ax.plot(steps, real[:, c], "k-", label="real")
             ax.plot(steps, pred[:, c], "C1--", label="imagined")
             ax.set_title(f"{task} [{c}]", fontsize=8), ax.set_xlabel("imagined steps")
-        axes[r, 0].legend(fontsize=7)
+        axes[r, 0].legend(fontsize=7), axes[r, 0].set_ylabel("decoder space")
     fig.tight_layout()
     return fig

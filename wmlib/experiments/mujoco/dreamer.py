@@ -5,7 +5,6 @@ imagination, and one training job per (task, seed, variant) in the same format a
     agent.act(obs, explore=True)                                # filter the posterior, sample the actor
     agent.update(*buffer.sample(B, T))                          # one world-model and one actor-critic step
 """
-import os
 import time
 
 import gymnasium as gym
@@ -69,8 +68,8 @@ class Dreamer:
         self.reset()
 
     def num_parameters(self) -> dict:
-        count = lambda m: sum(x.numel() for x in m.parameters())  # noqa: E731
-        return {"world_model": count(self.wm), "actor": count(self.ac.actor), "critic": count(self.ac.critic)}
+        parts = {"world_model": self.wm, "actor": self.ac.actor, "critic": self.ac.critic}
+        return {name: sum(x.numel() for x in m.parameters()) for name, m in parts.items()}
 
     def reset(self):
         """Start a new episode: zero state, zero previous action."""
@@ -121,9 +120,8 @@ class Dreamer:
 
 def make_pixel_env(task: str, action_repeat: int = 1, max_frames: int | None = None, size: int = 64) -> gym.Env:
     """The task observed as size x size RGB frames (uint8), rendered once per agent step. Software rendering
-    (EGL, surfaceless Mesa) manages ~20-45 frames/s on this CPU: pixels are for smoke checks and GPU machines."""
-    os.environ.setdefault("MUJOCO_GL", "egl")
-    os.environ.setdefault("EGL_PLATFORM", "surfaceless")
+    (EGL on surfaceless Mesa, chosen in this package's __init__) manages ~20-45 frames/s on this CPU: pixels
+    are for smoke checks and GPU machines."""
     env_id = gym_id(task)
     if env_id.startswith("dm_control/"):
         import shimmy
