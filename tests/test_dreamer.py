@@ -196,8 +196,8 @@ def test_dreamer_run_resumes_from_its_checkpoint(tmp_path):
 
 
 def test_pixel_env_renders_64x64_frames():
-    from wmlib.experiments.mujoco.dreamer import make_pixel_env
-    env = make_pixel_env("dmc/cartpole-swingup", action_repeat=8, max_frames=16)
+    from wmlib.experiments.mujoco.env import make_env
+    env = make_env("dmc/cartpole-swingup", action_repeat=8, max_frames=16, pixels=True)
     obs, _ = env.reset(seed=0)
     assert obs.shape == (64, 64, 3) and obs.dtype == np.uint8 and obs.std() > 0
     _, _, _, truncated, _ = env.step(env.action_space.sample())

@@ -105,7 +105,7 @@ def test_discount_heuristic():
 
 # --- replay, env, params -------------------------------------------------------------------------------
 def test_replay_windows_are_slices_of_stored_episodes():
-    buf = EpisodeBuffer(capacity=30, length=10, obs_dim=2, action_dim=1)
+    buf = EpisodeBuffer(capacity=30, length=10, obs_shape=(2,), action_dim=1)
     for e in range(3):
         t = torch.arange(11.0)
         buf.add(torch.stack([t, torch.full_like(t, e)], -1), t[:10, None] / 10, t[:10] + 100 * e)
@@ -114,14 +114,14 @@ def test_replay_windows_are_slices_of_stored_episodes():
     ep, start = obs[0, :, 1], obs[0, :, 0]
     assert torch.equal(obs[:, :, 0], start + torch.arange(4.0)[:, None])   # consecutive steps
     assert torch.equal(reward, start + torch.arange(3.0)[:, None] + 100 * ep)  # of the same episode
-    restored = EpisodeBuffer(30, 10, 2, 1)
+    restored = EpisodeBuffer(30, 10, (2,), 1)
     restored.load_state_dict(buf.state_dict())
     assert torch.equal(restored.obs, buf.obs) and restored.added == 3
 
 
 def test_replay_rejects_a_wrong_episode_shape():
     with pytest.raises(ValueError, match="episode of shape"):
-        EpisodeBuffer(30, 10, 2, 1).add(torch.zeros(12, 2), torch.zeros(11, 1), torch.zeros(11))
+        EpisodeBuffer(30, 10, (2,), 1).add(torch.zeros(12, 2), torch.zeros(11, 1), torch.zeros(11))
 
 
 def test_action_repeat_sums_rewards_and_counts_frames():
@@ -176,4 +176,5 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     result = train_tdmpc((budget(1600), *shared[1:]), (task, 0, "full"))  # a longer budget picks up from there
     assert result["frames"] == 1600 and result["episodes"] == 8
     state = load_torch(ckpt)["state"]
-    assert [c["frames"] for c in state["curve"]] == [800, 1600] and state["pretrained"]
+    # pretrained on the seed data (as many updates as seed steps), then one update per step
+    assert [c["frames"] for c in state["curve"]] == [800, 1600] and state["updates"] == state["step"]

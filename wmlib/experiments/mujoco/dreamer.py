@@ -5,23 +5,17 @@ imagination, and one training job per (task, seed, variant) in the same format a
     agent.act(obs, explore=True)                                # filter the posterior, sample the actor
     agent.update(*buffer.sample(B, T))                          # one world-model and one actor-critic step
 """
-import time
-
 import gymnasium as gym
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn as nn
-from tqdm.auto import tqdm
 
 from ...actor_critic import ActorCritic
-from ...io import load_torch, save_json, save_torch
+from ...io import load_torch
 from ...models.world_model import WorldModel, WorldModelConfig
 from ...params import DreamerParams, MujocoParams
-from .env import ActionRepeat, gym_id, make_env
-from .evaluation import run_episodes, summarise
-from .replay import EpisodeBuffer
-from .train import _write_csv, episode_length, run_dir
+from .env import make_env
+from .train import run_dir, train_model_based
 
 # The switches that differ between the papers (defaults of WorldModelConfig are v3's), plus discount and
 # return normalisation of the actor-critic.
@@ -88,6 +82,15 @@ class Dreamer:
         self.state, self.prev_action = (h, z), action
         return action[0].numpy()
 
+    def explore(self, obs, action=None) -> np.ndarray:
+        """Acting while training: a sample of the actor, or `action` (a random seed action) in its place; either
+        way the posterior filter advances with the action actually taken."""
+        sampled = self.act(obs, explore=True)
+        if action is None:
+            return sampled
+        self.prev_action = torch.as_tensor(action, dtype=torch.float32)[None]
+        return action
+
     def update(self, obs, action, reward) -> dict:
         """One world-model step on replayed sequences obs [T + 1, B, ...], action [T, B, A], reward [T, B], then
         one actor-critic step imagining `horizon` steps from `imagine_starts` random posterior states."""
@@ -116,36 +119,9 @@ class Dreamer:
             self.ac.scale.load_state_dict(state["scale"])
 
 
-# --- pixels ----------------------------------------------------------------------------------------------------
-
-def make_pixel_env(task: str, action_repeat: int = 1, max_frames: int | None = None, size: int = 64) -> gym.Env:
-    """The task observed as size x size RGB frames (uint8), rendered once per agent step. Software rendering
-    (EGL on surfaceless Mesa, chosen in this package's __init__) manages ~20-45 frames/s on this CPU: pixels
-    are for smoke checks and GPU machines."""
-    env_id = gym_id(task)
-    if env_id.startswith("dm_control/"):
-        import shimmy
-        gym.register_envs(shimmy)
-        env = gym.make(env_id, render_mode="rgb_array", render_kwargs={"width": size, "height": size, "camera_id": 0})
-        if max_frames is not None:
-            env = gym.wrappers.TimeLimit(env.unwrapped, max_frames)
-    else:
-        env = gym.make(env_id, render_mode="rgb_array", width=size, height=size,
-                       **({"max_episode_steps": max_frames} if max_frames else {}))
-    return gym.wrappers.AddRenderObservation(ActionRepeat(env, action_repeat), render_only=True)
-
-
-class FrameBuffer(EpisodeBuffer):
-    """EpisodeBuffer holding uint8 frames [E, length + 1, 64, 64, 3] (a quarter of float32's memory)."""
-
-    def __init__(self, capacity: int, length: int, obs_shape: tuple[int, ...], action_dim: int):
-        super().__init__(capacity, length, 0, action_dim)
-        self.obs = torch.zeros(self.episodes, length + 1, *obs_shape, dtype=torch.uint8)
-
-
 def make_task_env(p: MujocoParams, task: str) -> gym.Env:
-    make = make_pixel_env if p.dreamer.pixels else make_env
-    return make(task, p.tasks[task].action_repeat, p.evaluation.max_frames)
+    """The task as this scale's Dreamer observes it: state vectors, or 64x64 frames if `dreamer.pixels`."""
+    return make_env(task, p.tasks[task].action_repeat, p.evaluation.max_frames, p.dreamer.pixels)
 
 
 # --- training --------------------------------------------------------------------------------------------------
@@ -172,74 +148,17 @@ def load_agent(p: MujocoParams, data, task: str, seed: int, variant: str = "full
 
 
 def train_dreamer(shared, job) -> dict:
-    """One Dreamer run: random seed episodes, then act with the actor, making `updates` updates evenly spread;
-    evaluation episodes every `eval_every` frames and at the end. Resumes from data/.../checkpoint.pt."""
-    p, data, results = shared
-    task, seed, variant = job
-    ar, budget, tp = p.tasks[task].action_repeat, p.budgets[task], p.dreamer.train
-    torch.manual_seed(seed)
-    env, eval_env = make_task_env(p, task), make_task_env(p, task)
-    env.action_space.seed(seed)
-    agent, length = make_agent(p, task, variant), episode_length(p, task)
-    total, seed_steps = budget.frames // ar, max(tp.min_seed_steps, tp.seed_episodes * length)
-    shape, adim = env.observation_space.shape, env.action_space.shape[0]
-    buffer = (FrameBuffer(total + length, length, shape, adim) if p.dreamer.pixels
-              else EpisodeBuffer(total + length, length, shape[0], adim))
-    ckpt, out = run_dir(data, "dreamer", task, seed, variant) / "checkpoint.pt", run_dir(results, "dreamer", task, seed, variant)
-    state = {"step": 0, "episode": 0, "updates": 0, "curve": [], "core_seconds": 0.0}
-    if ckpt.exists():
-        saved = load_torch(ckpt)
-        agent.load_state_dict(saved["agent"]), buffer.load_state_dict(saved["buffer"])
-        state = saved["state"]
-        torch.set_rng_state(saved["rng"])
-    t0, losses = time.process_time(), []
-    bar = tqdm(total=budget.frames, initial=state["step"] * ar, unit="frame", mininterval=30,
-               desc=f"Dreamer {task} {variant} seed {seed}")
-    while state["step"] < total:
-        obs, _ = env.reset(seed=seed * 100_000 + state["episode"])
-        agent.reset()
-        ep_obs, ep_action, ep_reward, done = [obs], [], [], False
-        while not done:
-            explore = agent.act(obs, explore=True)  # keeps the filter state current even while acting randomly
-            action = env.action_space.sample() if state["step"] < seed_steps else explore
-            agent.prev_action = torch.as_tensor(action, dtype=torch.float32)[None]
-            obs, reward, terminated, truncated, _ = env.step(action)
-            if terminated:
-                raise RuntimeError(f"{task}: the episode terminated; these runs cover tasks that end by time limit")
-            ep_obs.append(obs), ep_action.append(action), ep_reward.append(reward)
-            state["step"] += 1
-            bar.update(ar)
-            due = tp.updates * max(0, state["step"] - seed_steps) // max(1, total - seed_steps)
-            while len(buffer) and state["updates"] < due:
-                losses.append(agent.update(*buffer.sample(tp.batch_size, min(tp.seq_len, length))))
-                state["updates"] += 1
-            done = truncated
-        buffer.add(torch.as_tensor(np.array(ep_obs)), torch.as_tensor(np.array(ep_action), dtype=torch.float32),
-                   torch.as_tensor(ep_reward, dtype=torch.float32))
-        state["episode"] += 1
-        frames = state["step"] * ar
-        last = state["step"] >= total
-        if frames // budget.eval_every > (frames - length * ar) // budget.eval_every or last:
-            n = p.evaluation.episodes if last else p.evaluation.curve_episodes  # last point = final evaluation
-            returns = run_episodes(eval_env, agent.act, n, reset=agent.reset)
-            state["final_returns"] = returns
-            loss_means = pd.DataFrame(losses).mean().to_dict() if losses else {}
-            state["curve"].append({"frames": frames, "episodes": state["episode"], "updates": state["updates"],
-                                   "mean": float(np.mean(returns)), "std": float(np.std(returns)), **loss_means})
-            losses = []
-            state["core_seconds"] += time.process_time() - t0
-            t0 = time.process_time()
-            save_torch({"agent": agent.state_dict(), "buffer": buffer.state_dict(), "state": state,
-                        "rng": torch.get_rng_state()}, ckpt)
-            bar.set_postfix(ret=f"{np.mean(returns):.0f}")
-    bar.close()
-    env.close(), eval_env.close()
-    result = {"method": "dreamer", "task": task, "seed": seed, "variant": variant, "frames": state["step"] * ar,
-              "episodes": state["episode"], "updates": state["updates"], "core_hours": state["core_seconds"] / 3600,
-              **summarise(state["final_returns"]), "parameters": sum(agent.num_parameters().values())}
-    _write_csv(pd.DataFrame(state["curve"]), out / "curve.csv")
-    save_json(result, out / "eval.json")
-    return result
+    """One Dreamer run (wmlib.experiments.mujoco.train.train_model_based): random seed episodes, then acting with
+    the actor and making `updates` updates spread evenly over the remaining agent steps."""
+    p = shared[0]
+    task, _, variant = job
+    tp = p.dreamer.train
+    return train_model_based(
+        shared, job, "dreamer", lambda: make_agent(p, task, variant),
+        act=lambda agent, obs, random_action: agent.explore(obs, random_action),
+        updates_due=lambda step, seed_steps, total: tp.updates * max(0, step - seed_steps) // max(1, total - seed_steps),
+        seq_len=tp.seq_len, train_params=tp, pixels=p.dreamer.pixels,
+        extras=lambda agent, state: {"updates": state["updates"], "parameters": sum(agent.num_parameters().values())})
 
 
 def train_all(run) -> list[dict]:

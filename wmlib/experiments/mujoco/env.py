@@ -6,7 +6,7 @@ one agent step with action repeat k is k frames, and its reward is the sum of th
 """
 import gymnasium as gym
 import numpy as np
-from gymnasium.wrappers import FlattenObservation, TimeLimit, TransformObservation
+from gymnasium.wrappers import AddRenderObservation, FlattenObservation, TimeLimit, TransformObservation
 
 
 class ActionRepeat(gym.Wrapper):
@@ -38,18 +38,29 @@ def gym_id(task: str) -> str:
     raise ValueError(f"task must be 'dmc/<domain>-<task>' or 'gym/<EnvId>', got {task!r}")
 
 
-def make_env(task: str, action_repeat: int = 1, max_frames: int | None = None) -> gym.Env:
-    """The task as a gymnasium env with flat float32 observations and actions in [-1, 1].
+def make_env(task: str, action_repeat: int = 1, max_frames: int | None = None, pixels: bool = False,
+             size: int = 64) -> gym.Env:
+    """The task as a gymnasium env with actions in [-1, 1] and flat float32 observations, or, with `pixels`,
+    size x size RGB frames (uint8) rendered once per agent step (headless EGL, chosen in this package's
+    __init__; ~20-45 frames/s on this CPU, so pixels are for smoke checks and GPU machines).
     `max_frames` caps an episode (frames, before action repeat); None keeps the task's own limit (1000)."""
     env_id = gym_id(task)
-    if env_id.startswith("dm_control/"):
+    dmc = env_id.startswith("dm_control/")
+    render = {}
+    if pixels:
+        render = ({"render_kwargs": {"width": size, "height": size, "camera_id": 0}} if dmc
+                  else {"width": size, "height": size})
+        render["render_mode"] = "rgb_array"
+    if dmc:
         import shimmy
         gym.register_envs(shimmy)
-    env = gym.make(env_id)
+    env = gym.make(env_id, **render)
     if not (np.all(env.action_space.low == -1) and np.all(env.action_space.high == 1)):
         raise ValueError(f"{task}: expected actions in [-1, 1], got {env.action_space}")
     if max_frames is not None:
-        env = TimeLimit(env.unwrapped if env_id.startswith("dm_control/") else env, max_frames)
+        env = TimeLimit(env.unwrapped if dmc else env, max_frames)
+    if pixels:
+        return AddRenderObservation(ActionRepeat(env, action_repeat), render_only=True)
     env = FlattenObservation(env)
     box = gym.spaces.Box(-np.inf, np.inf, env.observation_space.shape, np.float32)
     env = TransformObservation(env, lambda o: o.astype(np.float32), box)

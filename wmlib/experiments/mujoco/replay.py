@@ -6,12 +6,13 @@ import torch
 
 class EpisodeBuffer:
     """Fixed-length episodes of `length` agent steps; holds every episode of a run up to `capacity` steps
-    (the oldest are overwritten beyond that). Stored as obs [E, length + 1, obs_dim], action [E, length, A],
-    reward [E, length]."""
+    (the oldest are overwritten beyond that). Stored as obs [E, length + 1, *obs_shape] (float32 state vectors,
+    or uint8 frames: a quarter of the memory), action [E, length, A], reward [E, length]."""
 
-    def __init__(self, capacity: int, length: int, obs_dim: int, action_dim: int):
+    def __init__(self, capacity: int, length: int, obs_shape: tuple[int, ...], action_dim: int,
+                 obs_dtype: torch.dtype = torch.float32):
         self.length, self.episodes = length, max(1, math.ceil(capacity / length))
-        self.obs = torch.zeros(self.episodes, length + 1, obs_dim)
+        self.obs = torch.zeros(self.episodes, length + 1, *obs_shape, dtype=obs_dtype)
         self.action = torch.zeros(self.episodes, length, action_dim)
         self.reward = torch.zeros(self.episodes, length)
         self.added = 0  # episodes ever added
@@ -20,7 +21,7 @@ class EpisodeBuffer:
         return min(self.added, self.episodes)
 
     def add(self, obs, action, reward):
-        """One episode: obs [length + 1, obs_dim], action [length, A], reward [length]."""
+        """One episode: obs [length + 1, *obs_shape], action [length, A], reward [length]."""
         if tuple(action.shape) != tuple(self.action.shape[1:]) or tuple(obs.shape) != tuple(self.obs.shape[1:]):
             raise ValueError(f"episode of shape obs {tuple(obs.shape)}, action {tuple(action.shape)}; the buffer "
                              f"holds obs {tuple(self.obs.shape[1:])}, action {tuple(self.action.shape[1:])}")
@@ -29,7 +30,7 @@ class EpisodeBuffer:
         self.added += 1
 
     def sample(self, batch: int, horizon: int, generator=None):
-        """`batch` windows of `horizon` steps: obs [horizon + 1, B, obs_dim], action [horizon, B, A], reward [horizon, B]."""
+        """`batch` windows of `horizon` steps: obs [horizon + 1, B, *obs_shape], action [horizon, B, A], reward [horizon, B]."""
         if not len(self):
             raise ValueError("the replay buffer is empty")
         if horizon > self.length:

@@ -1,4 +1,5 @@
-"""Training runs, one job per (task, seed): TD-MPC (and its switch ablations), and Stable-Baselines3 SAC.
+"""Training runs, one job per (task, seed): the model-based loop shared by TD-MPC (and its switch ablations)
+and Dreamer (wmlib.experiments.mujoco.dreamer), and Stable-Baselines3 SAC.
 
 Each job checkpoints at every learning-curve point and resumes from there when rerun; jobs run in
 parallel on the run's WorkerPool (Ray at paper scale). Steps are agent steps; frames = steps x action repeat.
@@ -56,52 +57,50 @@ def load_agent(p: MujocoParams, data: Path, task: str, seed: int, variant: str =
     return agent
 
 
-def train_tdmpc(shared, job) -> dict:
-    """One TD-MPC run: random seed episodes, then plan-act-update every step; evaluation episodes every
-    `eval_every` frames and at the end. Writes curve.csv and eval.json under results, checkpoint.pt under data."""
+def train_model_based(shared, job, method: str, make_agent, act, updates_due, seq_len: int, train_params,
+                      extras, pixels: bool = False) -> dict:
+    """The loop TD-MPC and Dreamer share, for one (task, seed, variant) job: random seed steps, then acting with
+    `act(agent, obs, random_action)` (random_action is None once seeding is over) and updating until
+    `updates_due(step, seed_steps, total)` updates are done; episodes are stored whole; evaluation episodes
+    every `eval_every` frames and at the end. Checkpoints to data/.../checkpoint.pt and resumes from there;
+    writes curve.csv and eval.json (the common fields, then `extras(agent, state)`) under results."""
     p, data, results = shared
     task, seed, variant = job
-    ar, budget, tp = p.tasks[task].action_repeat, p.budgets[task], p.train
+    ar, budget, tp = p.tasks[task].action_repeat, p.budgets[task], train_params
     torch.manual_seed(seed)
-    env = make_env(task, ar, p.evaluation.max_frames)
-    eval_env = make_env(task, ar, p.evaluation.max_frames)
+    env, eval_env = (make_env(task, ar, p.evaluation.max_frames, pixels) for _ in range(2))
     env.action_space.seed(seed)
-    agent, length = make_agent(p, task, variant), episode_length(p, task)
+    agent, length = make_agent(), episode_length(p, task)
     total, seed_steps = budget.frames // ar, max(tp.min_seed_steps, tp.seed_episodes * length)
-    buffer = EpisodeBuffer(total + length, length, env.observation_space.shape[0], env.action_space.shape[0])
-    ckpt, out = run_dir(data, "tdmpc", task, seed, variant) / "checkpoint.pt", run_dir(results, "tdmpc", task, seed, variant)
-    state = {"step": 0, "episode": 0, "pretrained": False, "curve": [], "core_seconds": 0.0}
+    buffer = EpisodeBuffer(total + length, length, env.observation_space.shape, env.action_space.shape[0],
+                           torch.uint8 if pixels else torch.float32)
+    ckpt, out = run_dir(data, method, task, seed, variant) / "checkpoint.pt", run_dir(results, method, task, seed, variant)
+    state = {"step": 0, "episode": 0, "updates": 0, "curve": [], "core_seconds": 0.0}
     if ckpt.exists():
         saved = load_torch(ckpt)
         agent.load_state_dict(saved["agent"])
         buffer.load_state_dict(saved["buffer"])
         state = saved["state"]
         torch.set_rng_state(saved["rng"])
-    policy = lambda o: agent.act(o)  # noqa: E731  (evaluation: the plan's mean, no exploration noise)
     t0, losses = time.process_time(), []
     bar = tqdm(total=budget.frames, initial=state["step"] * ar, unit="frame", mininterval=30,
-               desc=f"TD-MPC {task} {variant} seed {seed}")
+               desc=f"{method} {task} {variant} seed {seed}")
     while state["step"] < total:
         obs, _ = env.reset(seed=seed * 100_000 + state["episode"])
         agent.reset()
         ep_obs, ep_action, ep_reward, done = [obs], [], [], False
         while not done:
-            if state["step"] < seed_steps:
-                action = env.action_space.sample()
-            else:
-                action = agent.act(obs, explore=True)
+            action = act(agent, obs, env.action_space.sample() if state["step"] < seed_steps else None)
             obs, reward, terminated, truncated, _ = env.step(action)
             if terminated:
-                raise RuntimeError(f"{task}: the episode terminated; this agent has no termination head and "
-                                   "handles only tasks that end by time limit (DMC, HalfCheetah)")
+                raise RuntimeError(f"{task}: the episode terminated; these agents have no termination handling and "
+                                   "cover only tasks that end by time limit (DMC, HalfCheetah)")
             ep_obs.append(obs), ep_action.append(action), ep_reward.append(reward)
             state["step"] += 1
             bar.update(ar)
-            if state["step"] >= seed_steps and len(buffer):
-                updates = 1 if state["pretrained"] else seed_steps  # pretrain on the seed data once
-                state["pretrained"] = True
-                for _ in range(updates):
-                    losses.append(agent.update(*buffer.sample(tp.batch_size, tp.horizon)))
+            while len(buffer) and state["updates"] < updates_due(state["step"], seed_steps, total):
+                losses.append(agent.update(*buffer.sample(tp.batch_size, min(seq_len, length))))
+                state["updates"] += 1
             done = truncated
         buffer.add(torch.as_tensor(np.array(ep_obs)), torch.as_tensor(np.array(ep_action), dtype=torch.float32),
                    torch.as_tensor(ep_reward, dtype=torch.float32))
@@ -111,11 +110,11 @@ def train_tdmpc(shared, job) -> dict:
         if frames // budget.eval_every > (frames - length * ar) // budget.eval_every or last:
             # the last curve point is the final evaluation: `episodes` episodes instead of `curve_episodes`
             n = p.evaluation.episodes if last else p.evaluation.curve_episodes
-            returns = run_episodes(eval_env, policy, n, reset=agent.reset)
+            returns = run_episodes(eval_env, agent.act, n, reset=agent.reset)  # no exploration
             state["final_returns"] = returns
             loss_means = pd.DataFrame(losses).mean().to_dict() if losses else {}
-            state["curve"].append({"frames": frames, "episodes": state["episode"], "mean": float(np.mean(returns)),
-                                   "std": float(np.std(returns)), **loss_means})
+            state["curve"].append({"frames": frames, "episodes": state["episode"], "updates": state["updates"],
+                                   "mean": float(np.mean(returns)), "std": float(np.std(returns)), **loss_means})
             losses = []
             state["core_seconds"] += time.process_time() - t0
             t0 = time.process_time()
@@ -123,13 +122,26 @@ def train_tdmpc(shared, job) -> dict:
                         "rng": torch.get_rng_state()}, ckpt)
             bar.set_postfix(ret=f"{np.mean(returns):.0f}")
     bar.close()
-    final = summarise(state["final_returns"])
-    result = {"method": "tdmpc", "task": task, "seed": seed, "variant": variant, "frames": state["step"] * ar,
-              "episodes": state["episode"], "core_hours": state["core_seconds"] / 3600, **final,
-              "parameters": agent.model.num_parameters()}
+    env.close(), eval_env.close()
+    result = {"method": method, "task": task, "seed": seed, "variant": variant, "frames": state["step"] * ar,
+              "episodes": state["episode"], "core_hours": state["core_seconds"] / 3600,
+              **summarise(state["final_returns"]), **extras(agent, state)}
     _write_csv(pd.DataFrame(state["curve"]), out / "curve.csv")
     save_json(result, out / "eval.json")
     return result
+
+
+def train_tdmpc(shared, job) -> dict:
+    """One TD-MPC run: plan-act-update every step after the seed steps. As in TD-MPC2, the seed data is first
+    trained on with as many updates as seed steps, then one update per agent step."""
+    p = shared[0]
+    task, _, variant = job
+    return train_model_based(
+        shared, job, "tdmpc", lambda: make_agent(p, task, variant),
+        act=lambda agent, obs, random_action: agent.act(obs, explore=True) if random_action is None else random_action,
+        updates_due=lambda step, seed_steps, total: step if step >= seed_steps else 0,
+        seq_len=p.train.horizon, train_params=p.train,
+        extras=lambda agent, state: {"parameters": agent.model.num_parameters()})
 
 
 def train_sac(shared, job) -> dict:
