@@ -9,7 +9,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from wmlib.control import run_cmaes
+from wmlib.control.cmaes import run_cmaes
 
 OPTIMUM = np.array([1.0, -2.0, 0.5, 3.0])
 
@@ -30,7 +30,7 @@ def test_finds_the_optimum_of_a_shifted_sphere(tmp_path):
 SCRIPT = textwrap.dedent("""
     import os, signal, sys
     import numpy as np
-    from wmlib.control import run_cmaes
+    from wmlib.control.cmaes import run_cmaes
     target = np.arange(6.0)
     kill_at = int(sys.argv[2])
     def fitness(solutions, g):

@@ -4,13 +4,18 @@ import logging
 import numpy as np
 import pytest
 
-from wmlib.data import Episode, RolloutStore
+from wmlib.data.rollouts import Episode, RolloutStore
+from wmlib.envs.takecover import (
+    ACTION_TO_MOVE,
+    MOVE_TO_ACTION,
+    HeldRandomPolicy,
+    ResilientEnv,
+    make_takecover,
+)
 from wmlib.experiments.doom import Run
-from wmlib.params import load_params
-from wmlib.experiments.doom.env import (ACTION_TO_MOVE, MOVE_TO_ACTION, HeldRandomPolicy, ResilientEnv,
-                                        make_takecover)
 from wmlib.experiments.doom.world_model import encode_rollouts
-from wmlib.models import ConvVAE
+from wmlib.models.vae import ConvVAE
+from wmlib.params import load_params
 
 
 def test_observation_is_the_hudless_screen_resized():

@@ -9,7 +9,14 @@ from gymnasium.utils.env_checker import check_env
 from torch.distributions import Bernoulli
 
 from wmlib.experiments.doom.world_model import make_mdnrnn
-from wmlib.models.dream import BatchedDream, DreamEnv, done_loss, linear_policy, quantize_action, sample_next_z
+from wmlib.models.dream import (
+    BatchedDream,
+    DreamEnv,
+    done_loss,
+    linear_policy,
+    quantize_action,
+    sample_next_z,
+)
 
 Z, H = 4, 8
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.distributions as D
 
-from wmlib.actor_critic import ActorCritic, lambda_returns
+from wmlib.control.actor_critic import ActorCritic, lambda_returns
 from wmlib.models.rssm import RSSM, kl_loss
 from wmlib.models.twohot import bins, symexp, symlog, two_hot, two_hot_decode
 from wmlib.models.world_model import WorldModel, WorldModelConfig
@@ -196,7 +196,7 @@ def test_dreamer_run_resumes_from_its_checkpoint(tmp_path):
 
 
 def test_pixel_env_renders_64x64_frames():
-    from wmlib.experiments.mujoco.env import make_env
+    from wmlib.envs.mujoco_tasks import make_env
     env = make_env("dmc/cartpole-swingup", action_repeat=8, max_frames=16, pixels=True)
     obs, _ = env.reset(seed=0)
     assert obs.shape == (64, 64, 3) and obs.dtype == np.uint8 and obs.std() > 0

@@ -4,8 +4,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from wmlib.envs import carracing_action, episode_seeds, make_carracing
-from wmlib.envs.seeds import SEED_RANGES
+from wmlib.envs.carracing import carracing_action, make_carracing
+from wmlib.envs.seeds import SEED_RANGES, episode_seeds
 
 
 def test_observation_is_the_cropped_resized_frame():

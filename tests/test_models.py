@@ -3,11 +3,17 @@ import math
 
 import pytest
 import torch
-from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal, kl_divergence
+from torch.distributions import (
+    Categorical,
+    Independent,
+    MixtureSameFamily,
+    Normal,
+    kl_divergence,
+)
 
-from wmlib.control import LinearController
-from wmlib.models import MDNRNN, ConvVAE, gaussian_kl, imagine, mdn_nll, sample_mixture, vae_loss
-from wmlib.models.vae import frames_to_tensor
+from wmlib.control.controller import LinearController
+from wmlib.models.mdnrnn import MDNRNN, imagine, mdn_nll, sample_mixture
+from wmlib.models.vae import ConvVAE, frames_to_tensor, gaussian_kl, vae_loss
 
 
 def n_params(module):

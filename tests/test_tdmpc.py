@@ -5,11 +5,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from wmlib.experiments.mujoco.env import ActionRepeat, gym_id, make_env
-from wmlib.experiments.mujoco.replay import EpisodeBuffer
+from wmlib.data.replay import EpisodeBuffer
+from wmlib.envs.mujoco_tasks import ActionRepeat, gym_id, make_env
 from wmlib.experiments.mujoco.tdmpc import TDMPC, discount_for
 from wmlib.models.latent_model import EnsembleLinear, LatentModel, Mish, SimNorm
-from wmlib.models.twohot import bins, symexp, symlog, two_hot, two_hot_decode, two_hot_loss
+from wmlib.models.twohot import (
+    bins,
+    symexp,
+    symlog,
+    two_hot,
+    two_hot_decode,
+    two_hot_loss,
+)
 from wmlib.params import load_params
 
 CENTRES = bins(101, -10.0, 10.0)

@@ -1,9 +1,14 @@
-"""Evaluation harness: N episodes on seeds disjoint from training, per-episode returns kept."""
+"""The evaluation harness of every learner: episodes on seeds disjoint from training, per-episode returns kept.
+
+    run_episode(env, policy, seed)            one episode -> (return, steps, frames or None)
+    run_episodes(env, policy, seeds, method)  one env, several seeds -> EvalResult
+    evaluate(pool, episode_fn, shared, ...)   World Models' evaluation seeds, in parallel -> EvalResult
+"""
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .envs import episode_seeds
+from .envs.seeds import episode_seeds
 from .io import load_json, save_json
 
 
@@ -29,6 +34,41 @@ class EvalResult:
     def load(cls, path) -> "EvalResult":
         d = load_json(path)
         return cls(d["method"], d["seeds"], d["returns"], d["steps"])
+
+
+def summarise(returns) -> dict:
+    """{mean, std, n, returns} of a list of episode returns: the fields every result file carries."""
+    r = np.asarray(returns, dtype=float)
+    return {"mean": float(r.mean()), "std": float(r.std()), "n": int(len(r)), "returns": r.tolist()}
+
+
+def run_episode(env, policy, seed: int, early_stop: int = 0, record: bool = False, reset=None):
+    """One episode of `policy` (obs -> action); returns (return, steps, frames or None).
+
+    `reset()` (default: `policy.reset`, if it has one) is called after the env's reset. early_stop > 0 ends
+    the episode after that many consecutive steps without positive reward (a training-time shortcut for
+    hopeless CMA-ES candidates; evaluation always runs to the end). `record` keeps every observation acted on.
+    """
+    obs, _ = env.reset(seed=seed)
+    reset = reset if reset is not None else getattr(policy, "reset", None)
+    if reset is not None:
+        reset()
+    total, steps, since_reward, frames = 0.0, 0, 0, [] if record else None
+    done = False
+    while not done:
+        if record:
+            frames.append(obs)
+        obs, reward, terminated, truncated, _ = env.step(policy(obs))
+        total, steps = total + float(reward), steps + 1
+        since_reward = 0 if reward > 0 else since_reward + 1
+        done = terminated or truncated or (early_stop > 0 and since_reward >= early_stop)
+    return total, steps, (np.stack(frames) if record else None)
+
+
+def run_episodes(env, policy, seeds: list[int], method: str = "", reset=None) -> EvalResult:
+    """One episode per seed on one env, in order (see `run_episode`)."""
+    results = [run_episode(env, policy, s, reset=reset)[:2] for s in seeds]
+    return EvalResult(method, list(seeds), [r for r, _ in results], [n for _, n in results])
 
 
 def evaluate(pool, episode_fn, shared, method: str, episodes: int, desc: str | None = None) -> EvalResult:

@@ -17,7 +17,9 @@ from .params import ParallelParams
 
 
 class WorkerPool:
-    def __init__(self, backend: str = "local", workers: int = 2, address: str | None = None):
+    def __init__(self, backend: str = "local", workers: int = 2, address: str | None = None, gpus: float = 0.0):
+        """`gpus`: GPUs each Ray task requests (fractions share one), if the cluster has any; local workers
+        see every GPU of the machine."""
         if backend not in ("local", "ray"):
             raise ValueError(f"backend must be 'local' or 'ray', got {backend!r}")
         if workers < 1:
@@ -29,14 +31,15 @@ class WorkerPool:
             if not ray.is_initialized():
                 ray.init(address=address, num_cpus=None if address else workers,
                          include_dashboard=False, log_to_driver=False)
-            self._remote = ray.remote(num_cpus=1)(_call)
+            gpus = gpus if ray.cluster_resources().get("GPU", 0) > 0 else 0.0  # a CPU cluster: no task could start
+            self._remote = ray.remote(num_cpus=1, num_gpus=gpus)(_call)
         elif workers > 1:
             self._executor = ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
                                                  initializer=_init_worker)
 
     @classmethod
-    def from_params(cls, p: ParallelParams) -> "WorkerPool":
-        return cls(p.backend, p.workers, p.address)
+    def from_params(cls, p: ParallelParams, gpus: float = 0.0) -> "WorkerPool":
+        return cls(p.backend, p.workers, p.address, gpus)
 
     def map(self, fn, items, shared=None, desc: str | None = None, progress: bool = True) -> list:
         items = list(items)

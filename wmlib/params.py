@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .device import DEVICE_PATTERN
 from .paths import ROOT
 
 SCALES = ("smoke", "default", "paper")
@@ -25,10 +26,14 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+Device = Field(pattern=f"^({DEVICE_PATTERN})$")  # auto | cpu | cuda | cuda:N (wmlib.device)
+
+
 class ParallelParams(_Strict):
     backend: Literal["local", "ray"]
     workers: int                 # local worker processes (1 = run in this process)
     address: str | None = None   # Ray cluster address; None starts a local Ray instance
+    gpus_per_task: float = 0.0   # Ray: GPUs each training task requests when the device is CUDA (0.25: 4 per GPU)
 
 
 class RolloutParams(_Strict):
@@ -44,6 +49,7 @@ class VAEParams(_Strict):
     lr: float
     kl_tolerance: float          # KL floored at kl_tolerance * z_size ("free bits")
     frame_stride: int            # train on every n-th stored frame
+    bf16: bool = False           # bf16 autocast (mixed precision) for the conv layers' training
 
 
 class MDNRNNParams(_Strict):
@@ -75,6 +81,7 @@ class EvaluationParams(_Strict):
 
 class CarRacingParams(_Strict):
     seed: int
+    device: str = Device         # auto | cpu | cuda | cuda:N: where V, M and C run
     parallel: ParallelParams
     rollouts: RolloutParams
     vae: VAEParams
@@ -114,6 +121,7 @@ class DoomEvaluationParams(_Strict):
 
 class DoomParams(_Strict):
     seed: int
+    device: str = Device         # auto | cpu | cuda | cuda:N: where V, M, C and the dream run
     parallel: ParallelParams
     rollouts: DoomRolloutParams
     vae: VAEParams
@@ -163,14 +171,35 @@ class TDMPCTrainParams(_Strict):
 
 
 class PlannerParams(_Strict):
+    """A sampling planner's settings (wmlib.control.planners): the TD-MPC agent's, and the planner study's."""
     horizon: int
     iterations: int
-    samples: int
-    policy_samples: int
+    samples: int                 # Gaussian sequences per iteration
+    policy_samples: int          # sequences proposed by the policy prior (none if use_prior is false)
     elites: int
-    temperature: float
+    temperature: float           # MPPI: softmax(temperature * score) over the elites
     min_std: float
     max_std: float
+    method: Literal["mppi", "cem", "shooting"] = "mppi"
+    use_prior: bool = True
+
+    @model_validator(mode="after")
+    def _sizes(self):
+        for name in ("horizon", "iterations", "samples", "elites"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.elites > self.samples + self.policy_samples:
+            raise ValueError(f"elites ({self.elites}) exceed samples + policy_samples")
+        return self
+
+    @property
+    def evaluations(self) -> int:
+        """Action sequences scored per planning call (each costs `horizon` model steps)."""
+        return (self.samples + self.policy_samples) * self.iterations
+
+    def replace(self, **changes) -> "PlannerParams":
+        """A validated copy with `changes` applied (the planner study's method and prior switches)."""
+        return type(self).model_validate({**self.model_dump(), **changes})
 
 
 class ControlEvaluationParams(_Strict):
@@ -214,6 +243,7 @@ class DreamerTrainParams(_Strict):
     updates: int                 # updates (world model + actor-critic) per run, spread evenly after the seed steps
     seed_episodes: int           # random-action episodes first: max(min_seed_steps, seed_episodes episodes)
     min_seed_steps: int
+    bf16: bool = False           # bf16 autocast (mixed precision) for the world model's training step
 
 
 class DreamerDiagnosticsParams(_Strict):
@@ -234,6 +264,7 @@ class DreamerParams(_Strict):
 
 class MujocoParams(_Strict):
     seeds: list[int]
+    device: str = Device         # auto | cpu | cuda | cuda:N: models, replay buffers and planners (SAC too)
     parallel: ParallelParams
     tasks: dict[str, ControlTaskSpec]      # shared by all scales
     budgets: dict[str, BudgetParams]       # which tasks this scale trains, and for how long

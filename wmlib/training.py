@@ -8,8 +8,8 @@ import torch
 from tqdm.auto import tqdm
 
 from .io import load_torch, save_torch
-from .models import ConvVAE, MDNRNN, mdn_nll, vae_loss
-from .models.vae import frames_to_tensor
+from .models.mdnrnn import MDNRNN, mdn_nll
+from .models.vae import ConvVAE, frames_to_tensor, vae_loss
 
 CHECKPOINT_SECONDS = 60
 

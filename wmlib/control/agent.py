@@ -32,23 +32,3 @@ class WorldModelAgent:
         self.state = self.cell(torch.cat([z, torch.as_tensor(action)[None]], -1), self.state)
         return action
 
-
-def run_episode(env, policy, seed: int, early_stop: int = 0, record: bool = False):
-    """One episode; returns (return, steps, frames or None).
-
-    early_stop > 0 ends the episode after that many consecutive steps without positive reward
-    (a training-time shortcut for hopeless candidates; evaluation always runs to the end).
-    """
-    obs, _ = env.reset(seed=seed)
-    if hasattr(policy, "reset"):
-        policy.reset()
-    total, steps, since_reward, frames = 0.0, 0, 0, [] if record else None
-    done = False
-    while not done:
-        if record:
-            frames.append(obs)
-        obs, reward, terminated, truncated, _ = env.step(policy(obs))
-        total, steps = total + float(reward), steps + 1
-        since_reward = 0 if reward > 0 else since_reward + 1
-        done = terminated or truncated or (early_stop > 0 and since_reward >= early_stop)
-    return total, steps, (np.stack(frames) if record else None)

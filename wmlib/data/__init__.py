@@ -1,3 +1,5 @@
-from .rollouts import (CorruptRolloutError, Episode, RolloutStore, collect_episode, load_frames)
+"""Data on disk and in memory.
 
-__all__ = ["CorruptRolloutError", "Episode", "RolloutStore", "collect_episode", "load_frames"]
+    rollouts  episodes of frames as compressed, checksummed files (World Models' random rollouts)
+    replay    an in-memory replay buffer of whole episodes, sampled as sub-trajectories (TD-MPC, Dreamer)
+"""

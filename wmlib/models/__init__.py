@@ -1,4 +1,8 @@
-from .mdnrnn import MDNRNN, imagine, mdn_nll, sample_mixture
-from .vae import ConvVAE, gaussian_kl, vae_loss
+"""The models, one module each.
 
-__all__ = ["ConvVAE", "MDNRNN", "gaussian_kl", "imagine", "mdn_nll", "sample_mixture", "vae_loss"]
+    vae           V: the convolutional VAE of World Models
+    mdnrnn        M: the MDN-RNN
+    dream         M as an environment (the dream C is trained in)
+    latent_model  TD-MPC2's decoder-free latent model; twohot: discrete regression in symlog space
+    rssm          the RSSM of PlaNet and Dreamer; world_model: Dreamer's world model around it
+"""

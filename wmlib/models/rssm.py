@@ -12,9 +12,9 @@ The latent comes in three kinds (`latent`):
 A state is the pair (h [..., deter], z [..., stoch_size]); distribution parameters ("stats") are flat tensors.
 """
 import torch
+import torch.distributions as D
 import torch.nn as nn
 import torch.nn.functional as F
-import torch.distributions as D
 
 LATENTS = ("categorical", "gaussian", "deterministic")
 

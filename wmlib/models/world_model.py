@@ -9,8 +9,8 @@ Rewards are predicted as a two-hot distribution over bins in symlog space (v3) o
 from dataclasses import dataclass
 
 import torch
-import torch.nn as nn
 import torch.distributions as D
+import torch.nn as nn
 
 from .rssm import RSSM, kl_loss, mlp
 from .twohot import bins, symlog, two_hot_decode, two_hot_loss

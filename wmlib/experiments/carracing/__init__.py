@@ -1,7 +1,7 @@
 """World Models on CarRacing, one module per pipeline step; notebooks 01-05 call them in order.
 
     rollouts      1. random episodes to disk
-    world_model   2-3. V (VAE) and M (MDN-RNN): training, encoding, dreams
+    world_model   2-3. every frame encoded by V (trained by wmlib.experiments.world_models); M (MDN-RNN), dreams
     controller    4. C trained with CMA-ES in the real environment
     evaluation    5. scores on new tracks, summary rows, compute used
 """
@@ -18,9 +18,3 @@ METHODS = {  # method key -> (label in tables, paper Table 1 mean, std)
 def setup(scale: str | None = None) -> Run:
     return Run.setup(EXPERIMENT, scale)
 
-
-from .controller import build_agent, load_controller_params, make_controller, train_controller  # noqa: E402
-from .evaluation import compute_used, evaluate_methods, record_agent, summary_rows  # noqa: E402
-from .rollouts import collect_rollouts  # noqa: E402
-from .world_model import (dream, encode_rollouts, load_latents, load_mdnrnn, load_vae,  # noqa: E402
-                          train_mdnrnn, train_vae)

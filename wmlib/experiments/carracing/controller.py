@@ -6,11 +6,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ...control import LinearController, run_cmaes
-from ...control.agent import WorldModelAgent, run_episode
-from ...envs import CARRACING_ACTION_SIZE, carracing_action, episode_seeds, make_carracing
+from ...control.agent import WorldModelAgent
+from ...control.cmaes import run_cmaes
+from ...control.controller import LinearController
+from ...envs.carracing import CARRACING_ACTION_SIZE, carracing_action, make_carracing
+from ...envs.seeds import episode_seeds
+from ...evaluation import run_episode
 from ...io import load_torch, save_json, save_torch
-from ...models import MDNRNN, ConvVAE
+from ...models.mdnrnn import MDNRNN
+from ...models.vae import ConvVAE
 from . import Run
 
 

@@ -1,15 +1,21 @@
 """Step 5: every method on the same new tracks, the summary rows and the compute used."""
 import numpy as np
 import pandas as pd
-import torch
 
-from ...control.agent import run_episode
-from ...envs import episode_seeds, make_carracing
-from ...evaluation import EvalResult, evaluate
-from ...io import load_json, save_json
+from ...envs.carracing import make_carracing
+from ...envs.seeds import episode_seeds
+from ...evaluation import EvalResult, evaluate, run_episode
+from ...io import load_json
+from ..world_models import compute_used
 from . import EXPERIMENT, METHODS, Run
-from .controller import _agent_weights, _controller_episode, build_agent, load_controller_params
+from .controller import (
+    _agent_weights,
+    _controller_episode,
+    build_agent,
+    load_controller_params,
+)
 from .rollouts import _uniform
+
 
 def _random_episode(shared, seed):
     env = make_carracing(shared["max_steps"])
@@ -49,25 +55,11 @@ def record_agent(run: Run, variant: str = "full") -> np.ndarray:
     return frames
 
 
-def compute_used(run: Run) -> dict:
-    """Core-hours per stage, from the times each stage recorded (V and M train on all torch threads)."""
-    w, threads = run.params.parallel.workers, torch.get_num_threads()
-    hours = {
-        "rollouts": load_json(run.results / "rollouts.json")["core_seconds"] / 3600,
-        "vae": load_json(run.results / "vae.json")["seconds"] * threads / 3600,
-        "mdnrnn": load_json(run.results / "mdnrnn.json")["seconds"] * threads / 3600,
-        **{f"cmaes_{v}": load_json(run.results / f"controller_{v}.json")["seconds"] * w / 3600
-           for v in ("full", "z_only")},
-    }
-    save_json({"core_hours": hours, "total_core_hours": sum(hours.values())}, run.results / "compute.json")
-    return hours
-
-
 def summary_rows(run: Run, results: dict[str, EvalResult]) -> pd.DataFrame:
     """One row per method for results/summary.csv. env_steps, train_episodes and core_hours count what
     it took to train that method: the random rollouts, V, M (full only) and its CMA-ES run."""
     rollouts = load_json(run.results / "rollouts.json")
-    hours = compute_used(run)
+    hours = compute_used(run, {f"cmaes_{v}": f"controller_{v}.json" for v in ("full", "z_only")})
     rows = []
     for method, (label, paper_mean, paper_std) in METHODS.items():
         if method == "random":

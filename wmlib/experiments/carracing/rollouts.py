@@ -3,10 +3,12 @@ import time
 
 import numpy as np
 
-from ...data import RolloutStore, collect_episode
-from ...envs import BrownianPolicy, episode_seeds, make_carracing
+from ...data.rollouts import RolloutStore, collect_episode
+from ...envs.carracing import BrownianPolicy, make_carracing
+from ...envs.seeds import episode_seeds
 from ...io import save_json
 from . import Run
+
 
 def collect_rollouts(run: Run) -> RolloutStore:
     """Collect `rollouts.episodes` seeded random episodes in parallel; resumes episode by episode."""

@@ -1,35 +1,16 @@
-"""Steps 2-3: V (the VAE) and M (the MDN-RNN): train, save, load, encode, dream."""
+"""Steps 2-3: every frame encoded by V (trained in wmlib.experiments.world_models), and M (the MDN-RNN):
+train, save, load, dream."""
 import numpy as np
 import pandas as pd
 import torch
 
 from ... import training
-from ...data import RolloutStore, load_frames
-from ...envs import CARRACING_ACTION_SIZE
+from ...data.rollouts import RolloutStore
+from ...envs.carracing import CARRACING_ACTION_SIZE
 from ...io import atomic_path, load_torch, save_json, save_torch
-from ...models import MDNRNN, ConvVAE, imagine
+from ...models.mdnrnn import MDNRNN, imagine
+from ...models.vae import ConvVAE
 from . import Run
-
-def train_vae(run: Run) -> tuple[ConvVAE, list[dict]]:
-    p = run.params.vae
-    frames = load_frames(RolloutStore(run.data / "rollouts"), p.frame_stride)
-    ckpt = run.data / "vae.ckpt"
-    vae, history = training.train_vae(frames, p, ckpt, run.params.seed)
-    save_torch({"z_size": p.z_size, "model": vae.state_dict()}, run.data / "vae.pt")
-    ckpt.unlink(missing_ok=True)
-    pd.DataFrame(history).to_csv(run.results / "vae_history.csv", index=False)
-    last = history[-1]
-    save_json({"frames": len(frames), "epochs": p.epochs, "steps": last["step"], "loss": last["loss"],
-               "reconstruction": last["rec"], "kl": last["kl"], "seconds": last["seconds"],
-               "images_per_second": last["step"] * p.batch_size / last["seconds"]}, run.results / "vae.json")
-    return vae, history
-
-
-def load_vae(run: Run) -> ConvVAE:
-    ckpt = load_torch(run.data / "vae.pt")
-    vae = ConvVAE(ckpt["z_size"])
-    vae.load_state_dict(ckpt["model"])
-    return vae.eval()
 
 
 def encode_rollouts(run: Run, vae: ConvVAE) -> dict:

@@ -1,14 +1,11 @@
 """World Models on VizDoom TakeCover, one module per pipeline step; notebooks 06-10 call them in order.
 
-    env           TakeCover with the paper's preprocessing; VizDoom crashes retried
-    rollouts      6. random episodes to disk
-    world_model   7-8. V (VAE, z = 64) and M (MDN-RNN with a done head), dreams decoded to frames
+    rollouts      6. random episodes to disk (the environment: wmlib.envs.takecover)
+    world_model   7-8. every frame encoded by V (z = 64, trained by wmlib.experiments.world_models); M (MDN-RNN
+                     with a done head), dreams decoded to frames
     controller    9. C trained with CMA-ES inside M's dream at one temperature, then scored in the
                      dream and in the real game
     table         10. the temperature table beside the paper's, and the summary rows
-
-The Doom environment lives here rather than in wmlib/envs: the committed CarRacing stages depend
-on that whole folder, and a new file there would mark them stale.
 """
 from pathlib import Path
 
@@ -37,10 +34,3 @@ class Run(_Run):
 def setup(scale: str | None = None) -> Run:
     return Run.setup(EXPERIMENT, scale)
 
-
-from .controller import evaluate_tau, load_controller_params, make_controller, train_controller  # noqa: E402
-from .rollouts import collect_rollouts  # noqa: E402
-from .table import (controller_dream, cross_temperature, evaluate_random, real_moves, summary_rows,  # noqa: E402
-                    temperature_table)
-from .world_model import (dream_frames, encode_rollouts, load_latents, load_mdnrnn, load_vae,  # noqa: E402
-                          train_mdnrnn, train_vae)

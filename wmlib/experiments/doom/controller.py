@@ -11,16 +11,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ...control import LinearController, run_cmaes
-from ...control.agent import run_episode
-from ...envs import episode_seeds
-from ...evaluation import EvalResult
+from ...control.cmaes import run_cmaes
+from ...control.controller import LinearController
+from ...envs.seeds import episode_seeds
+from ...envs.takecover import MOVE_TO_ACTION, ResilientEnv, make_takecover
+from ...evaluation import EvalResult, run_episode
 from ...io import load_torch, save_json, save_torch
-from ...models import ConvVAE
 from ...models.dream import BatchedDream, linear_policy, quantize_action
-from ...models.vae import frames_to_tensor
+from ...models.vae import ConvVAE, frames_to_tensor
 from . import Run
-from .env import MOVE_TO_ACTION, ResilientEnv, make_takecover
 from .world_model import make_mdnrnn
 
 

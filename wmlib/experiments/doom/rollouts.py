@@ -7,11 +7,11 @@ import time
 
 import numpy as np
 
-from ...data import RolloutStore, collect_episode
-from ...envs import episode_seeds
+from ...data.rollouts import RolloutStore, collect_episode
+from ...envs.seeds import episode_seeds
+from ...envs.takecover import HeldRandomPolicy, ResilientEnv, make_takecover
 from ...io import save_json
 from . import Run
-from .env import HeldRandomPolicy, ResilientEnv, make_takecover
 
 
 def collect_rollouts(run: Run) -> RolloutStore:

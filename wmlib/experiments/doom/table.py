@@ -3,15 +3,21 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ...control.agent import run_episode
-from ...envs import episode_seeds
-from ...evaluation import EvalResult
+from ...envs.seeds import episode_seeds
+from ...envs.takecover import make_takecover
+from ...evaluation import EvalResult, run_episode
 from ...io import load_json, save_json
 from ...models.dream import BatchedDream, linear_policy
+from ..world_models import compute_used, load_vae
 from . import EXPERIMENT, PAPER_RANDOM, PAPER_TABLE, Run
-from .controller import DoomAgent, _weights, dream_scores, evaluate_real, load_controller_params
-from .env import make_takecover
-from .world_model import load_mdnrnn, load_vae
+from .controller import (
+    DoomAgent,
+    _weights,
+    dream_scores,
+    evaluate_real,
+    load_controller_params,
+)
+from .world_model import load_mdnrnn
 
 
 def evaluate_random(run: Run) -> EvalResult:
@@ -85,26 +91,12 @@ def real_moves(run: Run, episodes: int) -> pd.DataFrame:
     return df
 
 
-def compute_used(run: Run) -> dict:
-    """Core-hours per stage, from the times each stage recorded (V and M train on all torch threads)."""
-    w, threads = run.params.parallel.workers, torch.get_num_threads()
-    hours = {
-        "rollouts": load_json(run.results / "rollouts.json")["core_seconds"] / 3600,
-        "vae": load_json(run.results / "vae.json")["seconds"] * threads / 3600,
-        "mdnrnn": load_json(run.results / "mdnrnn.json")["seconds"] * threads / 3600,
-        **{f"cmaes_tau_{tau:g}": load_json(run.tau_dir(tau) / "controller.json")["seconds"] * w / 3600
-           for tau in run.params.taus},
-    }
-    save_json({"core_hours": hours, "total_core_hours": sum(hours.values())}, run.results / "compute.json")
-    return hours
-
-
 def summary_rows(run: Run, table: pd.DataFrame) -> pd.DataFrame:
     """Rows for results/summary.csv: per tau, the dream score and the real score of the controller
     trained at that tau; and the random policy's real score. env_steps counts real frames used in
     training (the random rollouts: C itself never sees the real game); train_episodes likewise."""
     rollouts = load_json(run.results / "rollouts.json")
-    hours = compute_used(run)
+    hours = compute_used(run, {f"cmaes_tau_{tau:g}": f"taus/{float(tau)}/controller.json" for tau in run.params.taus})
     world_model_hours = hours["rollouts"] + hours["vae"] + hours["mdnrnn"]
     rows = []
     for r in table.itertuples():

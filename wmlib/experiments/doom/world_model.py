@@ -13,36 +13,14 @@ import torch
 from tqdm.auto import tqdm
 
 from ... import training
-from ...data import RolloutStore, load_frames
-from ...data.rollouts import INDEX
+from ...data.rollouts import INDEX, RolloutStore
+from ...envs.takecover import ACTION_TO_MOVE
 from ...io import atomic_path, load_json, load_torch, save_json, save_torch
-from ...models import MDNRNN, ConvVAE, mdn_nll
 from ...models.dream import BatchedDream, done_loss, quantize_action
+from ...models.mdnrnn import MDNRNN, mdn_nll
+from ...models.vae import ConvVAE
 from ...training import CHECKPOINT_SECONDS, _Clock, _resume, _save
 from . import Run
-from .env import ACTION_TO_MOVE
-
-
-def train_vae(run: Run) -> tuple[ConvVAE, list[dict]]:
-    p = run.params.vae
-    frames = load_frames(RolloutStore(run.data / "rollouts"), p.frame_stride)
-    ckpt = run.data / "vae.ckpt"
-    vae, history = training.train_vae(frames, p, ckpt, run.params.seed)
-    save_torch({"z_size": p.z_size, "model": vae.state_dict()}, run.data / "vae.pt")
-    ckpt.unlink(missing_ok=True)
-    pd.DataFrame(history).to_csv(run.results / "vae_history.csv", index=False)
-    last = history[-1]
-    save_json({"frames": len(frames), "epochs": p.epochs, "steps": last["step"], "loss": last["loss"],
-               "reconstruction": last["rec"], "kl": last["kl"], "seconds": last["seconds"],
-               "images_per_second": last["step"] * p.batch_size / last["seconds"]}, run.results / "vae.json")
-    return vae, history
-
-
-def load_vae(run: Run) -> ConvVAE:
-    ckpt = load_torch(run.data / "vae.pt")
-    vae = ConvVAE(ckpt["z_size"])
-    vae.load_state_dict(ckpt["model"])
-    return vae.eval()
 
 
 def encode_rollouts(run: Run, vae: ConvVAE) -> dict:

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ...envs.mujoco_tasks import EVAL_SEED
 from ...io import load_json
-from .evaluation import EVAL_SEED
 from .train import run_dir
 
 

@@ -10,11 +10,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ...actor_critic import ActorCritic
+from ...control.actor_critic import ActorCritic
+from ...envs.mujoco_tasks import make_env
 from ...io import load_torch
 from ...models.world_model import WorldModel, WorldModelConfig
 from ...params import DreamerParams, MujocoParams
-from .env import make_env
 from .train import run_dir, train_model_based
 
 # The switches that differ between the papers (defaults of WorldModelConfig are v3's), plus discount and
@@ -93,16 +93,25 @@ class Dreamer:
 
     def update(self, obs, action, reward) -> dict:
         """One world-model step on replayed sequences obs [T + 1, B, ...], action [T, B, A], reward [T, B], then
-        one actor-critic step imagining `horizon` steps from `imagine_starts` random posterior states."""
-        loss, metrics, (h, z) = self.wm.loss(obs, action, reward)
+        one actor-critic step imagining from its posterior states."""
+        metrics, (h, z) = self.update_world_model(obs, action, reward)
+        return metrics | self.update_actor_critic(h, z)
+
+    def update_world_model(self, obs, action, reward) -> tuple[dict, tuple[torch.Tensor, torch.Tensor]]:
+        """One gradient step of the world model; returns its metrics and the posterior states h, z [T + 1, B, ...]."""
+        loss, metrics, state = self.wm.loss(obs, action, reward)
         self.wm_opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(self.wm.parameters(), self.p.grad_clip)
         self.wm_opt.step()
+        return metrics, state
+
+    def update_actor_critic(self, h, z) -> dict:
+        """One actor and one critic step, imagining `horizon` steps from `imagine_starts` random states of h, z."""
         self.wm.requires_grad_(False)  # the actor's gradient passes through the model without changing it
         h, z = h.flatten(0, 1), z.flatten(0, 1)
         starts = torch.randperm(len(h))[:self.p.imagine_starts]
-        metrics |= self.ac.update(self.wm, h[starts], z[starts], self.p.horizon)
+        metrics = self.ac.update(self.wm, h[starts], z[starts], self.p.horizon)
         self.wm.requires_grad_(True)
         return metrics
 

@@ -4,11 +4,10 @@ import time
 import numpy as np
 import pandas as pd
 
+from ...envs.mujoco_tasks import EVAL_SEED, eval_seeds, make_env
+from ...evaluation import run_episodes, summarise
 from ...io import load_json
-from .env import make_env
-from .evaluation import random_returns, run_episodes, summarise
 from .dreamer import PUBLISHED as DREAMER_PUBLISHED
-from .tdmpc import planner_config
 from .train import load_agent, run_dir
 
 PLANNERS = [(m, prior) for m in ("shooting", "cem", "mppi") for prior in (False, True)]
@@ -26,7 +25,7 @@ def planner_study(run) -> pd.DataFrame:
     env = make_env(task, p.tasks[task].action_repeat, p.evaluation.max_frames)
     rows = []
     for method, prior in PLANNERS:
-        cfg = planner_config(p.planner, agent.discount, method=method, use_prior=prior)
+        cfg = p.planner.replace(method=method, use_prior=prior)
         latency = []
 
         def policy(obs):
@@ -35,11 +34,18 @@ def planner_study(run) -> pd.DataFrame:
             latency.append(time.perf_counter() - t0)
             return action
 
-        r = summarise(run_episodes(env, policy, p.planner_study.episodes, reset=agent.reset))
+        r = summarise(run_episodes(env, policy, eval_seeds(p.planner_study.episodes), reset=agent.reset).returns)
         rows.append({"planner": method, "policy_prior": prior, "evaluations": cfg.evaluations,
                      "mean": r["mean"], "std": r["std"], "n": r["n"],
                      "latency_ms": 1e3 * float(np.median(latency)), "actions_timed": len(latency)})
     return pd.DataFrame(rows)
+
+
+def random_returns(task: str, action_repeat: int, episodes: int, max_frames: int | None = None) -> list[float]:
+    """The uniform random policy's returns on the evaluation seeds: the floor every learner must clear."""
+    env = make_env(task, action_repeat, max_frames)
+    env.action_space.seed(EVAL_SEED)
+    return run_episodes(env, lambda _: env.action_space.sample(), eval_seeds(episodes)).returns
 
 
 def published_points(p, method: str) -> dict[str, dict[int, float]]:

@@ -4,14 +4,12 @@
     agent.act(obs, explore=True)          # plan with the model; explore adds the planner's std as noise
     agent.update(*buffer.sample(B, H))    # one gradient step of model, Q-ensemble and policy prior
 """
-from dataclasses import asdict
-
 import torch
 import torch.nn.functional as F
 
+from ...control.planners import plan, shift
 from ...models.latent_model import LatentModel
 from ...params import MujocoParams, PlannerParams
-from ...planners import PlannerConfig, plan, shift
 
 
 def discount_for(episode_steps: int) -> float:
@@ -20,15 +18,11 @@ def discount_for(episode_steps: int) -> float:
     return min(max((frac - 1) / frac, 0.95), 0.995)
 
 
-def planner_config(p: PlannerParams, discount: float, **overrides) -> PlannerConfig:
-    return PlannerConfig(**{**p.model_dump(), "discount": discount, **overrides})
-
-
 class TDMPC:
     def __init__(self, obs_dim: int, action_dim: int, params: MujocoParams, discount: float, model=None):
         self.p, self.action_dim, self.discount = params.train, action_dim, discount
         self.model = LatentModel(obs_dim, action_dim, **params.model.model_dump()) if model is None else model
-        self.planner = planner_config(params.planner, discount)
+        self.planner = params.planner
         lr = self.p.lr
         self.optim = torch.optim.Adam([
             {"params": list(self.model.encoder_parameters()), "lr": lr * self.p.encoder_lr_scale},
@@ -43,11 +37,11 @@ class TDMPC:
         self.prev_mean = None
 
     @torch.no_grad()
-    def act(self, obs, explore: bool = False, planner: PlannerConfig | None = None):
+    def act(self, obs, explore: bool = False, planner: PlannerParams | None = None):
         """obs [obs_dim] (numpy or tensor) -> action [A] as numpy, in [-1, 1]."""
         self.model.eval()
         z = self.model.encode(torch.as_tensor(obs, dtype=torch.float32))
-        action, mean, std = plan(self.model, z, planner or self.planner, self.action_dim, self.prev_mean)
+        action, mean, std = plan(self.model, z, planner or self.planner, self.action_dim, self.discount, self.prev_mean)
         self.prev_mean = shift(mean)
         if explore:
             action = (action + std[0] * torch.randn(self.action_dim)).clamp(-1, 1)
@@ -111,7 +105,7 @@ class TDMPC:
     # --- checkpoints ------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "optim": self.optim.state_dict(),
-                "pi_optim": self.pi_optim.state_dict(), "q_scale": self.q_scale, "planner": asdict(self.planner)}
+                "pi_optim": self.pi_optim.state_dict(), "q_scale": self.q_scale, "planner": self.planner.model_dump()}
 
     def load_state_dict(self, state: dict):
         self.model.load_state_dict(state["model"])

@@ -14,12 +14,12 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from ...data.replay import EpisodeBuffer
+from ...envs.mujoco_tasks import eval_seeds, make_env
+from ...evaluation import run_episodes, summarise
 from ...io import atomic_path, load_json, load_torch, save_json, save_torch
 from ...models.latent_model import LatentModel
 from ...params import MujocoParams
-from .env import make_env
-from .evaluation import run_episodes, summarise
-from .replay import EpisodeBuffer
 from .tdmpc import TDMPC, discount_for
 
 ABLATIONS = {"no_simnorm": {"simnorm": False}, "no_two_hot": {"two_hot": False}}
@@ -110,7 +110,7 @@ def train_model_based(shared, job, method: str, make_agent, act, updates_due, se
         if frames // budget.eval_every > (frames - length * ar) // budget.eval_every or last:
             # the last curve point is the final evaluation: `episodes` episodes instead of `curve_episodes`
             n = p.evaluation.episodes if last else p.evaluation.curve_episodes
-            returns = run_episodes(eval_env, agent.act, n, reset=agent.reset)  # no exploration
+            returns = run_episodes(eval_env, agent.act, eval_seeds(n), reset=agent.reset).returns  # no exploration
             state["final_returns"] = returns
             loss_means = pd.DataFrame(losses).mean().to_dict() if losses else {}
             state["curve"].append({"frames": frames, "episodes": state["episode"], "updates": state["updates"],
@@ -172,7 +172,7 @@ def train_sac(shared, job) -> dict:
         model.learn(next_eval - model.num_timesteps, reset_num_timesteps=False)
         bar.update((model.num_timesteps - before) * ar)
         n = p.evaluation.episodes if model.num_timesteps >= total else p.evaluation.curve_episodes
-        returns = run_episodes(eval_env, policy, n)  # the last curve point is the final evaluation
+        returns = run_episodes(eval_env, policy, eval_seeds(n)).returns  # the last curve point is the final evaluation
         state["final_returns"] = returns
         state["curve"].append({"frames": model.num_timesteps * ar, "mean": float(np.mean(returns)),
                                "std": float(np.std(returns))})

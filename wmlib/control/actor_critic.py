@@ -9,11 +9,11 @@ The critic regresses R (two-hot cross-entropy in v3, a unit Gaussian in v1/v2); 
 import copy
 
 import torch
-import torch.nn as nn
 import torch.distributions as D
+import torch.nn as nn
 
-from .models.rssm import mlp
-from .models.twohot import bins, two_hot_decode, two_hot_loss
+from ..models.rssm import mlp
+from ..models.twohot import bins, two_hot_decode, two_hot_loss
 
 
 def lambda_returns(reward, cont, value, gamma: float, lam: float) -> torch.Tensor:

@@ -10,44 +10,14 @@ A planning call, for one observation's latent z:
   4. repeat for `iterations`, then return the first action of the final mean.
 Random shooting evaluates the same number of sequences, (samples + policy_samples) x iterations,
 uniformly in [-1, 1] in one batch, and returns the first action of the best one.
-The whole population and horizon are tensors: no Python loop over samples.
+The whole population and horizon are tensors on z's device: no Python loop over samples. `generator` (optional)
+must live on that device too.
 
 `model` needs: next(z, a) -> z', reward(z, a) -> [N], value(z) -> [N], pi(z) -> a distribution over actions.
 """
-from dataclasses import dataclass
-
 import torch
 
-METHODS = ("mppi", "cem", "shooting")
-
-
-@dataclass(frozen=True)
-class PlannerConfig:
-    method: str = "mppi"
-    horizon: int = 3
-    iterations: int = 6
-    samples: int = 512           # Gaussian sequences per iteration
-    policy_samples: int = 24     # sequences proposed by the policy prior (0 or use_prior=False: none)
-    elites: int = 64
-    temperature: float = 0.5
-    min_std: float = 0.05
-    max_std: float = 2.0
-    discount: float = 0.99
-    use_prior: bool = True
-
-    def __post_init__(self):
-        if self.method not in METHODS:
-            raise ValueError(f"planner method must be one of {METHODS}, got {self.method!r}")
-        for name in ("horizon", "iterations", "samples", "elites"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"planner {name} must be >= 1, got {getattr(self, name)}")
-        if self.elites > self.samples + self.policy_samples:
-            raise ValueError(f"planner elites ({self.elites}) exceed samples + policy_samples")
-
-    @property
-    def evaluations(self) -> int:
-        """Action sequences scored per planning call (each costs `horizon` model steps)."""
-        return (self.samples + self.policy_samples) * self.iterations
+from ..params import PlannerParams
 
 
 def rollout_returns(model, z, actions, discount: float):
@@ -72,9 +42,10 @@ def policy_proposals(model, z, n: int, horizon: int):
 
 
 @torch.inference_mode()
-def plan(model, z, cfg: PlannerConfig, action_dim: int, prev_mean=None, generator=None):
-    """Plan from latent z [latent]. Returns (action [A], mean [H, A], std [H, A]); `mean` shifted by one
-    step warm-starts the next call (`prev_mean`)."""
+def plan(model, z, cfg: PlannerParams, action_dim: int, discount: float, prev_mean=None, generator=None):
+    """Plan from latent z [latent] with the settings `cfg` (wmlib.params.PlannerParams), rewards discounted by
+    `discount` per step. Returns (action [A], mean [H, A], std [H, A]); `mean` shifted by one step warm-starts
+    the next call (`prev_mean`)."""
     H, A = cfg.horizon, action_dim
     n_prior = cfg.policy_samples if cfg.use_prior else 0
     n_gauss = cfg.samples + cfg.policy_samples - n_prior  # equal evaluations with or without the prior
@@ -82,19 +53,19 @@ def plan(model, z, cfg: PlannerConfig, action_dim: int, prev_mean=None, generato
 
     if cfg.method == "shooting":
         n = n_gauss * cfg.iterations
-        uniform = torch.rand(H, n, A, generator=generator) * 2 - 1
+        uniform = torch.rand(H, n, A, generator=generator, device=z.device) * 2 - 1
         priors = prior.repeat(1, cfg.iterations, 1)
         actions = torch.cat([priors, uniform], 1)
-        best = rollout_returns(model, z, actions, cfg.discount).argmax()
+        best = rollout_returns(model, z, actions, discount).argmax()
         mean = actions[:, best]
         return mean[0], mean, torch.full_like(mean, cfg.min_std)
 
-    mean = torch.zeros(H, A) if prev_mean is None else prev_mean.clone()
-    std = torch.full((H, A), cfg.max_std)
+    mean = z.new_zeros(H, A) if prev_mean is None else prev_mean.clone()
+    std = z.new_full((H, A), cfg.max_std)
     for _ in range(cfg.iterations):
-        noise = torch.randn(H, n_gauss, A, generator=generator)
+        noise = torch.randn(H, n_gauss, A, generator=generator, device=z.device)
         actions = torch.cat([prior, (mean.unsqueeze(1) + std.unsqueeze(1) * noise).clamp(-1, 1)], 1)
-        score = rollout_returns(model, z, actions, cfg.discount)
+        score = rollout_returns(model, z, actions, discount)
         elite_score, idx = score.topk(cfg.elites)
         elites = actions[:, idx]                                   # [H, elites, A]
         if cfg.method == "mppi":

@@ -4,9 +4,28 @@ A task name is `dmc/<domain>-<task>` (shimmy's `dm_control/<domain>-<task>-v0`) 
 Steps are counted in *frames* (environment steps before action repeat) everywhere, as the papers do:
 one agent step with action repeat k is k frames, and its reward is the sum of the k rewards.
 """
+import os
+
 import gymnasium as gym
 import numpy as np
-from gymnasium.wrappers import AddRenderObservation, FlattenObservation, TimeLimit, TransformObservation
+from gymnasium.wrappers import (
+    AddRenderObservation,
+    FlattenObservation,
+    TimeLimit,
+    TransformObservation,
+)
+
+# MuJoCo picks its OpenGL backend when dm_control is first imported: headless software rendering (EGL on
+# surfaceless Mesa) for the pixel observations, unless the user chose another.
+os.environ.setdefault("MUJOCO_GL", "egl")
+os.environ.setdefault("EGL_PLATFORM", "surfaceless")
+
+EVAL_SEED = 10_000  # evaluation episodes use seeds EVAL_SEED + i; training episodes use seed * 100_000 + episode
+
+
+def eval_seeds(n: int) -> list[int]:
+    """The seeds of the first n evaluation episodes, shared by every learner."""
+    return list(range(EVAL_SEED, EVAL_SEED + n))
 
 
 class ActionRepeat(gym.Wrapper):
@@ -41,8 +60,8 @@ def gym_id(task: str) -> str:
 def make_env(task: str, action_repeat: int = 1, max_frames: int | None = None, pixels: bool = False,
              size: int = 64) -> gym.Env:
     """The task as a gymnasium env with actions in [-1, 1] and flat float32 observations, or, with `pixels`,
-    size x size RGB frames (uint8) rendered once per agent step (headless EGL, chosen in this package's
-    __init__; ~20-45 frames/s on this CPU, so pixels are for smoke checks and GPU machines).
+    size x size RGB frames (uint8) rendered once per agent step (headless EGL, chosen above; ~20-45 frames/s
+    on this CPU, so pixels are for smoke checks and GPU machines).
     `max_frames` caps an episode (frames, before action repeat); None keeps the task's own limit (1000)."""
     env_id = gym_id(task)
     dmc = env_id.startswith("dm_control/")
