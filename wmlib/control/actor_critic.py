@@ -73,9 +73,9 @@ class ReturnScale:
         self.decay, self.range = decay, None
 
     def update(self, returns: torch.Tensor) -> torch.Tensor:
-        q = torch.quantile(returns.detach().flatten().float(), torch.tensor([0.05, 0.95]))
+        q = torch.quantile(returns.detach().flatten().float(), returns.new_tensor([0.05, 0.95], dtype=torch.float32))
         spread = q[1] - q[0]
-        self.range = spread if self.range is None else self.decay * self.range + (1 - self.decay) * spread
+        self.range = spread if self.range is None else self.decay * self.range.to(spread) + (1 - self.decay) * spread
         return torch.clamp(self.range, min=1.0)
 
     def state_dict(self) -> dict:

@@ -7,14 +7,15 @@ import torch
 class EpisodeBuffer:
     """Fixed-length episodes of `length` agent steps; holds every episode of a run up to `capacity` steps
     (the oldest are overwritten beyond that). Stored as obs [E, length + 1, *obs_shape] (float32 state vectors,
-    or uint8 frames: a quarter of the memory), action [E, length, A], reward [E, length]."""
+    or uint8 frames: a quarter of the memory), action [E, length, A], reward [E, length], all on `device`, so that
+    batches are built where the model trains (indices are drawn on the CPU, so a CPU run's stream never changes)."""
 
     def __init__(self, capacity: int, length: int, obs_shape: tuple[int, ...], action_dim: int,
-                 obs_dtype: torch.dtype = torch.float32):
-        self.length, self.episodes = length, max(1, math.ceil(capacity / length))
-        self.obs = torch.zeros(self.episodes, length + 1, *obs_shape, dtype=obs_dtype)
-        self.action = torch.zeros(self.episodes, length, action_dim)
-        self.reward = torch.zeros(self.episodes, length)
+                 obs_dtype: torch.dtype = torch.float32, device="cpu"):
+        self.length, self.episodes, self.device = length, max(1, math.ceil(capacity / length)), torch.device(device)
+        self.obs = torch.zeros(self.episodes, length + 1, *obs_shape, dtype=obs_dtype, device=device)
+        self.action = torch.zeros(self.episodes, length, action_dim, device=device)
+        self.reward = torch.zeros(self.episodes, length, device=device)
         self.added = 0  # episodes ever added
 
     def __len__(self) -> int:
@@ -35,8 +36,9 @@ class EpisodeBuffer:
             raise ValueError("the replay buffer is empty")
         if horizon > self.length:
             raise ValueError(f"horizon {horizon} is longer than an episode ({self.length} steps)")
-        ep = torch.randint(len(self), (batch, 1), generator=generator)
-        t = torch.randint(self.length - horizon + 1, (batch, 1), generator=generator) + torch.arange(horizon + 1)
+        ep = torch.randint(len(self), (batch, 1), generator=generator).to(self.device)
+        t = (torch.randint(self.length - horizon + 1, (batch, 1), generator=generator)
+             + torch.arange(horizon + 1)).to(self.device)
         return (self.obs[ep, t].transpose(0, 1), self.action[ep, t[:, :-1]].transpose(0, 1),
                 self.reward[ep, t[:, :-1]].transpose(0, 1))
 

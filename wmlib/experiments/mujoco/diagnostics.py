@@ -35,16 +35,19 @@ def collect_episodes(agent, env, episodes: int, seed: int = EVAL_SEED) -> list[t
 @torch.no_grad()
 def open_loop(wm, obs, action, starts: list[int], context: int, horizon: int):
     """Predictions from several start steps of one episode: obs [T + 1, ...], action [T, A] ->
-    predicted and real targets [horizon, len(starts), ...], and the last observed target [len(starts), ...]."""
-    idx = torch.as_tensor(starts)
-    window = idx[None] + torch.arange(context + horizon)[:, None]                  # [context + horizon, N]
+    predicted and real targets [horizon, len(starts), ...], and the last observed target [len(starts), ...], on the CPU
+    (computed on the model's device)."""
+    device = next(wm.parameters()).device
+    obs, action = obs.to(device), action.to(device)
+    idx = torch.as_tensor(starts, device=device)
+    window = idx[None] + torch.arange(context + horizon, device=device)[:, None]                  # [context + horizon, N]
     target = wm.target(obs[window])
     prev = torch.cat([torch.zeros_like(action[:1]), action])[window[:context]]
     prev[0] = 0  # windows start from the zero state, as in training
     h, z, _, _ = wm.rssm.observe(wm.embed(obs[window[:context]]), prev)
     hs, zs = wm.rssm.imagine(h[-1], z[-1], action[window[context:] - 1])
     pred = wm.decode(torch.cat([hs, zs], -1))
-    return pred, target[context:], target[context - 1]
+    return pred.cpu(), target[context:].cpu(), target[context - 1].cpu()
 
 
 def open_loop_error(wm, episodes, context: int, horizon: int, stride: int = 10) -> pd.DataFrame:

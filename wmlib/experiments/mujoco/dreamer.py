@@ -1,7 +1,7 @@
 """The Dreamer agent on the control tasks: an RSSM world model learned from replay, an actor-critic learned in
 imagination, and one training job per (task, seed, variant) in the same format as the TD-MPC runs.
 
-    agent = Dreamer(obs_shape, action_dim, params.dreamer)      # version v1 | v2 | v3, see VERSIONS
+    agent = Dreamer(obs_shape, action_dim, params.dreamer, device=device)  # version v1 | v2 | v3, see VERSIONS
     agent.act(obs, explore=True)                                # filter the posterior, sample the actor
     agent.update(*buffer.sample(B, T))                          # one world-model and one actor-critic step
 """
@@ -11,6 +11,7 @@ import torch
 import torch.nn as nn
 
 from ...control.actor_critic import ActorCritic
+from ...device import autocast
 from ...envs.mujoco_tasks import make_env
 from ...io import load_torch
 from ...models.world_model import WorldModel, WorldModelConfig
@@ -48,9 +49,10 @@ def variant_config(p: DreamerParams, variant: str = "full") -> dict:
 
 
 class Dreamer:
-    def __init__(self, obs_shape: tuple[int, ...], action_dim: int, p: DreamerParams, variant: str = "full"):
+    def __init__(self, obs_shape: tuple[int, ...], action_dim: int, p: DreamerParams, variant: str = "full",
+                 device="cpu"):
         cfg = variant_config(p, variant)
-        self.p, self.action_dim = p.train, action_dim
+        self.p, self.action_dim, self.device = p.train, action_dim, torch.device(device)
         self.gamma = cfg.pop("gamma")
         return_norm = cfg.pop("return_norm")
         self.wm = WorldModel(obs_shape, action_dim, WorldModelConfig(**p.model.model_dump(), **cfg))
@@ -58,6 +60,7 @@ class Dreamer:
         self.ac = ActorCritic(self.wm.rssm.feature_size, action_dim, p.model.hidden, p.model.layers, wm_cfg.two_hot,
                               wm_cfg.num_bins, wm_cfg.bin_range, self.gamma, t.lam, t.entropy_coef, return_norm,
                               t.slow_tau, t.actor_lr, t.critic_lr, t.grad_clip)
+        self.wm.to(self.device), self.ac.to(self.device)
         self.wm_opt = torch.optim.Adam(self.wm.parameters(), lr=t.model_lr, eps=1e-8)
         self.reset()
 
@@ -68,19 +71,19 @@ class Dreamer:
     def reset(self):
         """Start a new episode: zero state, zero previous action."""
         self.state = self.wm.rssm.initial(1)
-        self.prev_action = torch.zeros(1, self.action_dim)
+        self.prev_action = torch.zeros(1, self.action_dim, device=self.device)
 
     @torch.no_grad()
     def act(self, obs, explore: bool = False) -> np.ndarray:
         """Update the posterior with `obs`, then sample the actor (explore) or take its mode."""
         h, z = self.state
-        embed = self.wm.embed(torch.as_tensor(np.ascontiguousarray(obs))[None])
+        embed = self.wm.embed(torch.as_tensor(np.ascontiguousarray(obs), device=self.device)[None])
         h, _, post = self.wm.rssm.obs_step(h, z, self.prev_action, embed)
         z = self.wm.rssm.sample(post, mode=not explore)
         feat = torch.cat([h, z], -1)
         action = self.ac.actor(feat).sample() if explore else self.ac.actor.mode(feat)
         self.state, self.prev_action = (h, z), action
-        return action[0].numpy()
+        return action[0].cpu().numpy()
 
     def explore(self, obs, action=None) -> np.ndarray:
         """Acting while training: a sample of the actor, or `action` (a random seed action) in its place; either
@@ -88,7 +91,7 @@ class Dreamer:
         sampled = self.act(obs, explore=True)
         if action is None:
             return sampled
-        self.prev_action = torch.as_tensor(action, dtype=torch.float32)[None]
+        self.prev_action = torch.as_tensor(action, dtype=torch.float32, device=self.device)[None]
         return action
 
     def update(self, obs, action, reward) -> dict:
@@ -98,13 +101,15 @@ class Dreamer:
         return metrics | self.update_actor_critic(h, z)
 
     def update_world_model(self, obs, action, reward) -> tuple[dict, tuple[torch.Tensor, torch.Tensor]]:
-        """One gradient step of the world model; returns its metrics and the posterior states h, z [T + 1, B, ...]."""
-        loss, metrics, state = self.wm.loss(obs, action, reward)
+        """One gradient step of the world model (under bf16 autocast if `train.bf16`); returns its metrics and the
+        posterior states h, z [T + 1, B, ...] in float32."""
+        with autocast(self.device, self.p.bf16):
+            loss, metrics, (h, z) = self.wm.loss(obs, action, reward)
         self.wm_opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(self.wm.parameters(), self.p.grad_clip)
         self.wm_opt.step()
-        return metrics, state
+        return metrics, (h.float(), z.float())
 
     def update_actor_critic(self, h, z) -> dict:
         """One actor and one critic step, imagining `horizon` steps from `imagine_starts` random states of h, z."""
@@ -143,15 +148,15 @@ def dreamer_jobs(p: MujocoParams) -> list[tuple[str, int, str]]:
     return sorted(jobs, key=lambda j: -p.budgets[j[0]].frames / p.tasks[j[0]].action_repeat)
 
 
-def make_agent(p: MujocoParams, task: str, variant: str = "full") -> Dreamer:
+def make_agent(p: MujocoParams, task: str, variant: str = "full", device="cpu") -> Dreamer:
     env = make_task_env(p, task)
-    agent = Dreamer(env.observation_space.shape, env.action_space.shape[0], p.dreamer, variant)
+    agent = Dreamer(env.observation_space.shape, env.action_space.shape[0], p.dreamer, variant, device)
     env.close()
     return agent
 
 
-def load_agent(p: MujocoParams, data, task: str, seed: int, variant: str = "full") -> Dreamer:
-    agent = make_agent(p, task, variant)
+def load_agent(p: MujocoParams, data, task: str, seed: int, variant: str = "full", device="cpu") -> Dreamer:
+    agent = make_agent(p, task, variant, device)
     agent.load_state_dict(load_torch(run_dir(data, "dreamer", task, seed, variant) / "checkpoint.pt")["agent"])
     return agent
 
@@ -163,7 +168,7 @@ def train_dreamer(shared, job) -> dict:
     task, _, variant = job
     tp = p.dreamer.train
     return train_model_based(
-        shared, job, "dreamer", lambda: make_agent(p, task, variant),
+        shared, job, "dreamer", lambda device: make_agent(p, task, variant, device),
         act=lambda agent, obs, random_action: agent.explore(obs, random_action),
         updates_due=lambda step, seed_steps, total: tp.updates * max(0, step - seed_steps) // max(1, total - seed_steps),
         seq_len=tp.seq_len, train_params=tp, pixels=p.dreamer.pixels,
@@ -172,6 +177,6 @@ def train_dreamer(shared, job) -> dict:
 
 def train_all(run) -> list[dict]:
     """Every Dreamer job of the scale on the run's worker pool."""
-    with run.pool() as pool:
+    with run.pool(trains=True) as pool:
         return pool.map(train_dreamer, dreamer_jobs(run.params), shared=(run.params, run.data, run.results),
                         desc="dreamer runs")

@@ -21,7 +21,7 @@ def planner_study(run) -> pd.DataFrame:
     scored action sequences, driving the same trained model: return and planning latency per action."""
     p = run.params
     task, seed = p.planner_study.task, p.seeds[0]
-    agent = load_agent(p, run.data, task, seed)
+    agent = load_agent(p, run.data, task, seed, device=run.device)
     env = make_env(task, p.tasks[task].action_repeat, p.evaluation.max_frames)
     rows = []
     for method, prior in PLANNERS:

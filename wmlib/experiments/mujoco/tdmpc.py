@@ -19,16 +19,18 @@ def discount_for(episode_steps: int) -> float:
 
 
 class TDMPC:
-    def __init__(self, obs_dim: int, action_dim: int, params: MujocoParams, discount: float, model=None):
-        self.p, self.action_dim, self.discount = params.train, action_dim, discount
-        self.model = LatentModel(obs_dim, action_dim, **params.model.model_dump()) if model is None else model
+    def __init__(self, obs_dim: int, action_dim: int, params: MujocoParams, discount: float, model=None,
+                 device="cpu"):
+        self.p, self.action_dim, self.discount, self.device = params.train, action_dim, discount, torch.device(device)
+        model = LatentModel(obs_dim, action_dim, **params.model.model_dump()) if model is None else model
+        self.model = model.to(self.device)
         self.planner = params.planner
         lr = self.p.lr
         self.optim = torch.optim.Adam([
             {"params": list(self.model.encoder_parameters()), "lr": lr * self.p.encoder_lr_scale},
             {"params": self.model.model_parameters()}], lr=lr)
         self.pi_optim = torch.optim.Adam(self.model.pi_parameters(), lr=lr, eps=1e-5)
-        self.q_scale = torch.ones(())  # running (P95 - P5) of Q: normalises the policy loss
+        self.q_scale = torch.ones((), device=self.device)  # running (P95 - P5) of Q: normalises the policy loss
         self.prev_mean = None
 
     # --- acting -----------------------------------------------------------------------------------
@@ -40,12 +42,12 @@ class TDMPC:
     def act(self, obs, explore: bool = False, planner: PlannerParams | None = None):
         """obs [obs_dim] (numpy or tensor) -> action [A] as numpy, in [-1, 1]."""
         self.model.eval()
-        z = self.model.encode(torch.as_tensor(obs, dtype=torch.float32))
+        z = self.model.encode(torch.as_tensor(obs, dtype=torch.float32, device=self.device))
         action, mean, std = plan(self.model, z, planner or self.planner, self.action_dim, self.discount, self.prev_mean)
         self.prev_mean = shift(mean)
         if explore:
-            action = (action + std[0] * torch.randn(self.action_dim)).clamp(-1, 1)
-        return action.numpy()
+            action = (action + std[0] * torch.randn(self.action_dim, device=self.device)).clamp(-1, 1)
+        return action.cpu().numpy()
 
     # --- learning ---------------------------------------------------------------------------------
     @torch.no_grad()
@@ -60,7 +62,7 @@ class TDMPC:
         with torch.no_grad():
             next_z = m.encode(obs[1:])
             td = self.td_target(next_z, reward)
-        rho = p.rho ** torch.arange(H, dtype=torch.float32)
+        rho = p.rho ** torch.arange(H, dtype=torch.float32, device=self.device)
         zs = [m.encode(obs[0])]
         consistency = 0.0
         for t in range(H):
@@ -83,7 +85,7 @@ class TDMPC:
         with torch.no_grad():
             spread = (torch.quantile(q[0], 0.95) - torch.quantile(q[0], 0.05)).clamp(min=1.0)
             self.q_scale.lerp_(spread, self.p.tau)
-        rho = self.p.rho ** torch.arange(len(zs), dtype=torch.float32)
+        rho = self.p.rho ** torch.arange(len(zs), dtype=torch.float32, device=self.device)
         return ((self.p.entropy_coef * log_prob - q / self.q_scale).mean(1) * rho).mean()
 
     def update(self, obs, action, reward) -> dict:
@@ -111,4 +113,4 @@ class TDMPC:
         self.model.load_state_dict(state["model"])
         self.optim.load_state_dict(state["optim"])
         self.pi_optim.load_state_dict(state["pi_optim"])
-        self.q_scale = state["q_scale"]
+        self.q_scale = state["q_scale"].to(self.device)

@@ -15,6 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ...data.replay import EpisodeBuffer
+from ...device import resolve_device
 from ...envs.mujoco_tasks import eval_seeds, make_env
 from ...evaluation import run_episodes, summarise
 from ...io import atomic_path, load_json, load_torch, save_json, save_torch
@@ -44,15 +45,15 @@ def tdmpc_jobs(p: MujocoParams) -> list[tuple[str, int, str]]:
     return sorted(jobs, key=lambda j: -p.budgets[j[0]].frames / p.tasks[j[0]].action_repeat)
 
 
-def make_agent(p: MujocoParams, task: str, variant: str = "full") -> TDMPC:
+def make_agent(p: MujocoParams, task: str, variant: str = "full", device="cpu") -> TDMPC:
     env = make_env(task, p.tasks[task].action_repeat, p.evaluation.max_frames)
     obs_dim, action_dim = env.observation_space.shape[0], env.action_space.shape[0]
     model = LatentModel(obs_dim, action_dim, **{**p.model.model_dump(), **ABLATIONS.get(variant, {})})
-    return TDMPC(obs_dim, action_dim, p, discount_for(episode_length(p, task)), model=model)
+    return TDMPC(obs_dim, action_dim, p, discount_for(episode_length(p, task)), model=model, device=device)
 
 
-def load_agent(p: MujocoParams, data: Path, task: str, seed: int, variant: str = "full") -> TDMPC:
-    agent = make_agent(p, task, variant)
+def load_agent(p: MujocoParams, data: Path, task: str, seed: int, variant: str = "full", device="cpu") -> TDMPC:
+    agent = make_agent(p, task, variant, device)
     agent.load_state_dict(load_torch(run_dir(data, "tdmpc", task, seed, variant) / "checkpoint.pt")["agent"])
     return agent
 
@@ -61,19 +62,21 @@ def train_model_based(shared, job, method: str, make_agent, act, updates_due, se
                       extras, pixels: bool = False) -> dict:
     """The loop TD-MPC and Dreamer share, for one (task, seed, variant) job: random seed steps, then acting with
     `act(agent, obs, random_action)` (random_action is None once seeding is over) and updating until
-    `updates_due(step, seed_steps, total)` updates are done; episodes are stored whole; evaluation episodes
+    `updates_due(step, seed_steps, total)` updates are done (`make_agent(device)` builds the agent on the device that
+    params `device` resolves to in this worker); episodes are stored whole, in a buffer on that device; evaluation episodes
     every `eval_every` frames and at the end. Checkpoints to data/.../checkpoint.pt and resumes from there;
     writes curve.csv and eval.json (the common fields, then `extras(agent, state)`) under results."""
     p, data, results = shared
     task, seed, variant = job
     ar, budget, tp = p.tasks[task].action_repeat, p.budgets[task], train_params
     torch.manual_seed(seed)
+    device = resolve_device(p.device)
     env, eval_env = (make_env(task, ar, p.evaluation.max_frames, pixels) for _ in range(2))
     env.action_space.seed(seed)
-    agent, length = make_agent(), episode_length(p, task)
+    agent, length = make_agent(device), episode_length(p, task)
     total, seed_steps = budget.frames // ar, max(tp.min_seed_steps, tp.seed_episodes * length)
     buffer = EpisodeBuffer(total + length, length, env.observation_space.shape, env.action_space.shape[0],
-                           torch.uint8 if pixels else torch.float32)
+                           torch.uint8 if pixels else torch.float32, device)
     ckpt, out = run_dir(data, method, task, seed, variant) / "checkpoint.pt", run_dir(results, method, task, seed, variant)
     state = {"step": 0, "episode": 0, "updates": 0, "curve": [], "core_seconds": 0.0}
     if ckpt.exists():
@@ -82,6 +85,8 @@ def train_model_based(shared, job, method: str, make_agent, act, updates_due, se
         buffer.load_state_dict(saved["buffer"])
         state = saved["state"]
         torch.set_rng_state(saved["rng"])
+        if device.type == "cuda" and "cuda_rng" in saved:
+            torch.cuda.set_rng_state(saved["cuda_rng"], device)
     t0, losses = time.process_time(), []
     bar = tqdm(total=budget.frames, initial=state["step"] * ar, unit="frame", mininterval=30,
                desc=f"{method} {task} {variant} seed {seed}")
@@ -118,8 +123,9 @@ def train_model_based(shared, job, method: str, make_agent, act, updates_due, se
             losses = []
             state["core_seconds"] += time.process_time() - t0
             t0 = time.process_time()
-            save_torch({"agent": agent.state_dict(), "buffer": buffer.state_dict(), "state": state,
-                        "rng": torch.get_rng_state()}, ckpt)
+            rng = {"rng": torch.get_rng_state()} | (
+                {"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {})
+            save_torch({"agent": agent.state_dict(), "buffer": buffer.state_dict(), "state": state, **rng}, ckpt)
             bar.set_postfix(ret=f"{np.mean(returns):.0f}")
     bar.close()
     env.close(), eval_env.close()
@@ -137,7 +143,7 @@ def train_tdmpc(shared, job) -> dict:
     p = shared[0]
     task, _, variant = job
     return train_model_based(
-        shared, job, "tdmpc", lambda: make_agent(p, task, variant),
+        shared, job, "tdmpc", lambda device: make_agent(p, task, variant, device),
         act=lambda agent, obs, random_action: agent.act(obs, explore=True) if random_action is None else random_action,
         updates_due=lambda step, seed_steps, total: step if step >= seed_steps else 0,
         seq_len=p.train.horizon, train_params=p.train,
@@ -145,22 +151,23 @@ def train_tdmpc(shared, job) -> dict:
 
 
 def train_sac(shared, job) -> dict:
-    """Stable-Baselines3 SAC with its default hyperparameters on the same env, budget and evaluation."""
+    """Stable-Baselines3 SAC with its default hyperparameters on the same env, budget and evaluation, on params
+    `device` (SB3 moves its networks and replay batches there)."""
     from stable_baselines3 import SAC
 
     p, data, results = shared
     task, seed = job
-    ar, budget = p.tasks[task].action_repeat, p.budgets[task]
+    ar, budget, device = p.tasks[task].action_repeat, p.budgets[task], str(resolve_device(p.device))
     env = make_env(task, ar, p.evaluation.max_frames)
     eval_env = make_env(task, ar, p.evaluation.max_frames)
     total = budget.frames // ar
     ckpt_dir, out = run_dir(data, "sac", task, seed), run_dir(results, "sac", task, seed)
     if (ckpt_dir / "state.json").exists():
-        model = SAC.load(ckpt_dir / "model.zip", env=env, device="cpu")
+        model = SAC.load(ckpt_dir / "model.zip", env=env, device=device)
         model.load_replay_buffer(ckpt_dir / "replay.pkl")
         state = load_json(ckpt_dir / "state.json")
     else:
-        model = SAC("MlpPolicy", env, seed=seed, device="cpu", verbose=0)
+        model = SAC("MlpPolicy", env, seed=seed, device=device, verbose=0)
         state = {"curve": [], "core_seconds": 0.0}
     policy = lambda o: model.predict(o, deterministic=True)[0]  # noqa: E731
     bar = tqdm(total=budget.frames, initial=model.num_timesteps * ar, unit="frame", mininterval=30,
@@ -201,7 +208,7 @@ def train_all(run, method: str) -> list[dict]:
         fn, jobs = train_sac, [(t, s) for t in p.budgets for s in p.seeds]
     else:
         raise ValueError(f"method must be 'tdmpc' or 'sac', got {method!r}")
-    with run.pool() as pool:
+    with run.pool(trains=True) as pool:
         return pool.map(fn, jobs, shared=(p, run.data, run.results), desc=f"{method} runs")
 
 
