@@ -3,6 +3,7 @@ import time
 
 import numpy as np
 import pandas as pd
+import torch
 
 from ...envs.mujoco_tasks import EVAL_SEED, eval_seeds, make_env
 from ...evaluation import run_episodes, summarise
@@ -21,6 +22,7 @@ def planner_study(run) -> pd.DataFrame:
     scored action sequences, driving the same trained model: return and planning latency per action."""
     p = run.params
     task, seed = p.planner_study.task, p.seeds[0]
+    torch.manual_seed(seed)  # the planners' samples do not depend on what ran before in the notebook
     agent = load_agent(p, run.data, task, seed, device=run.device)
     env = make_env(task, p.tasks[task].action_repeat, p.evaluation.max_frames)
     rows = []
