@@ -43,15 +43,11 @@ def test_eval_result_round_trip(tmp_path):
 
 @pytest.mark.parametrize("experiment", ["carracing", "doom", "mujoco", "dreamer"])
 def test_readme_benchmark_tables_are_generated_from_the_benchmark_json(experiment):
-    from wmlib import benchmarks as b
-    out, table, begin, end = {
-        "carracing": (b.OUT, b.markdown_table, b.BEGIN, b.END),
-        "doom": (b.DOOM_OUT, b.doom_markdown_table, b.DOOM_BEGIN, b.DOOM_END),
-        "mujoco": (b.MUJOCO_OUT, b.mujoco_markdown_table, b.MUJOCO_BEGIN, b.MUJOCO_END),
-        "dreamer": (b.DREAMER_OUT, b.dreamer_markdown_table, b.DREAMER_BEGIN, b.DREAMER_END)}[experiment]
-    if not out.exists():
-        pytest.skip(f"no {out.name} yet")
-    assert f"{begin}\n{table(json.loads(out.read_text()))}\n{end}" in summary.README.read_text()
+    import importlib
+    b = importlib.import_module(f"wmlib.benchmarks.{experiment}")
+    if not b.OUT.exists():
+        pytest.skip(f"no {b.OUT.name} yet")
+    assert f"{b.BEGIN}\n{b.markdown_table(json.loads(b.OUT.read_text()))}\n{b.END}" in summary.README.read_text()
 
 
 def test_markdown_table_shows_a_published_mean_without_spread_alone():

@@ -5,7 +5,8 @@ random policy; notebooks 11-16.
     train        11-12. one job per task and seed: the model-based loop (TD-MPC, Dreamer), Stable-Baselines3 SAC
     dreamer      14. the Dreamer agent (wmlib.models.world_model, wmlib.control.actor_critic) and its jobs
     diagnostics  15. open-loop prediction error of Dreamer's world model, the ablation table
-    study        13, 16. the planner study, the random policy, the sample-efficiency table and figure, summary rows
+    planning     13. sampling planners driving one trained model; the TD-MPC2 switch ablations
+    comparison   16. the random policy, the sample-efficiency table, curves and summary rows beside published ones
 
 The tasks are in wmlib.envs.mujoco_tasks, the replay buffer in wmlib.data.replay, the evaluation harness in
 wmlib.evaluation.

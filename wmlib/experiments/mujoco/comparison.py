@@ -1,46 +1,17 @@
-"""The planner study on one trained model, and the side-by-side sample-efficiency table and summary rows."""
-import time
-
+"""Notebook 16: every learner at the same frame budget, beside the published returns and a random policy; the
+sample-efficiency table, learning curves and summary rows."""
 import numpy as np
 import pandas as pd
-import torch
 
 from ...envs.mujoco_tasks import EVAL_SEED, eval_seeds, make_env
 from ...evaluation import run_episodes, summarise
 from ...io import load_json
 from .dreamer import PUBLISHED as DREAMER_PUBLISHED
-from .train import load_agent, run_dir
+from .train import run_dir
 
-PLANNERS = [(m, prior) for m in ("shooting", "cem", "mppi") for prior in (False, True)]
 LEARNERS = ("tdmpc", "dreamer", "sac")
 METHODS = {"tdmpc": "TD-MPC (MPPI)", "dreamer": "Dreamer (v3)", "sac": "SAC (SB3 defaults)",
            "random": "random policy"}
-
-
-def planner_study(run) -> pd.DataFrame:
-    """Random shooting, CEM and MPPI, each with and without policy-prior proposals, at equal numbers of
-    scored action sequences, driving the same trained model: return and planning latency per action."""
-    p = run.params
-    task, seed = p.planner_study.task, p.seeds[0]
-    torch.manual_seed(seed)  # the planners' samples do not depend on what ran before in the notebook
-    agent = load_agent(p, run.data, task, seed, device=run.device)
-    env = make_env(task, p.tasks[task].action_repeat, p.evaluation.max_frames)
-    rows = []
-    for method, prior in PLANNERS:
-        cfg = p.planner.replace(method=method, use_prior=prior)
-        latency = []
-
-        def policy(obs):
-            t0 = time.perf_counter()
-            action = agent.act(obs, planner=cfg)
-            latency.append(time.perf_counter() - t0)
-            return action
-
-        r = summarise(run_episodes(env, policy, eval_seeds(p.planner_study.episodes), reset=agent.reset).returns)
-        rows.append({"planner": method, "policy_prior": prior, "evaluations": cfg.evaluations,
-                     "mean": r["mean"], "std": r["std"], "n": r["n"],
-                     "latency_ms": 1e3 * float(np.median(latency)), "actions_timed": len(latency)})
-    return pd.DataFrame(rows)
 
 
 def random_returns(task: str, action_repeat: int, episodes: int, max_frames: int | None = None) -> list[float]:
@@ -85,18 +56,6 @@ def comparison_table(run) -> pd.DataFrame:
         r = summarise(random_returns(task, p.tasks[task].action_repeat, p.evaluation.episodes, p.evaluation.max_frames))
         rows.append({"task": task, "method": "random", **r, "frames": 0, "seeds": 1, "train_episodes": 0,
                      "core_hours": 0.0, "published": float("nan")})
-    return pd.DataFrame(rows)
-
-
-def ablation_table(run) -> pd.DataFrame:
-    """TD-MPC on the planner-study task with each TD-MPC2 switch off, beside the full agent."""
-    p = run.params
-    task = p.planner_study.task
-    rows = []
-    for variant in ["full", *p.planner_study.ablations]:
-        e = load_json(run_dir(run.results, "tdmpc", task, p.seeds[0], variant) / "eval.json")
-        rows.append({"task": task, "variant": variant, "mean": e["mean"], "std": e["std"], "n": e["n"],
-                     "frames": e["frames"], "core_hours": e["core_hours"]})
     return pd.DataFrame(rows)
 
 
