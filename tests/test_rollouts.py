@@ -2,13 +2,7 @@
 import numpy as np
 import pytest
 
-from wmlib.data.rollouts import (
-    CorruptRolloutError,
-    Episode,
-    RolloutStore,
-    collect_episode,
-    load_frames,
-)
+from wmlib.data.rollouts import CorruptRolloutError, Episode, RolloutStore, collect_episode, load_frames
 from wmlib.envs.carracing import BrownianPolicy, make_carracing
 
 META = {"policy": "brownian", "max_steps": 5}

@@ -9,14 +9,7 @@ from wmlib.data.replay import EpisodeBuffer
 from wmlib.envs.mujoco_tasks import ActionRepeat, gym_id, make_env
 from wmlib.experiments.mujoco.tdmpc import TDMPC, discount_for
 from wmlib.models.latent_model import EnsembleLinear, LatentModel, Mish, SimNorm
-from wmlib.models.twohot import (
-    bins,
-    symexp,
-    symlog,
-    two_hot,
-    two_hot_decode,
-    two_hot_loss,
-)
+from wmlib.models.twohot import bins, symexp, symlog, two_hot, two_hot_decode, two_hot_loss
 from wmlib.params import load_params
 
 CENTRES = bins(101, -10.0, 10.0)

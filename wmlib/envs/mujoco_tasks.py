@@ -8,12 +8,7 @@ import os
 
 import gymnasium as gym
 import numpy as np
-from gymnasium.wrappers import (
-    AddRenderObservation,
-    FlattenObservation,
-    TimeLimit,
-    TransformObservation,
-)
+from gymnasium.wrappers import AddRenderObservation, FlattenObservation, TimeLimit, TransformObservation
 
 # MuJoCo picks its OpenGL backend when dm_control is first imported: headless software rendering (EGL on
 # surfaceless Mesa) for the pixel observations, unless the user chose another.
