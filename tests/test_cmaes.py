@@ -75,3 +75,11 @@ def test_unreadable_checkpoint_is_named(tmp_path):
     ckpt.write_bytes(b"not a pickle")
     with pytest.raises(ValueError, match=f"{ckpt}: unreadable CMA-ES checkpoint"):
         run_cmaes(sphere, 4, popsize=6, sigma0=1.0, generations=1, checkpoint=ckpt, seed=1, progress=False)
+
+
+def test_every_seed_repeats_zero_included(tmp_path):
+    """cma reads seed 0 as 'seed from the clock'; run_cmaes must not: two runs with seed 0 are identical."""
+    runs = [run_cmaes(sphere, 4, popsize=6, sigma0=1.0, generations=3, checkpoint=tmp_path / f"{i}.pkl", seed=0,
+                      progress=False) for i in range(2)]
+    assert runs[0].history == runs[1].history
+    assert np.array_equal(runs[0].es.mean, runs[1].es.mean)

@@ -5,13 +5,7 @@ import numpy as np
 import pytest
 
 from wmlib.data.rollouts import Episode, RolloutStore
-from wmlib.envs.takecover import (
-    ACTION_TO_MOVE,
-    MOVE_TO_ACTION,
-    HeldRandomPolicy,
-    ResilientEnv,
-    make_takecover,
-)
+from wmlib.envs.takecover import ACTION_TO_MOVE, MOVE_TO_ACTION, HeldRandomPolicy, ResilientEnv, make_takecover
 from wmlib.experiments.doom import Run
 from wmlib.experiments.doom.world_model import encode_rollouts
 from wmlib.models.vae import ConvVAE

@@ -9,14 +9,7 @@ from gymnasium.utils.env_checker import check_env
 from torch.distributions import Bernoulli
 
 from wmlib.experiments.doom.world_model import make_mdnrnn
-from wmlib.models.dream import (
-    BatchedDream,
-    DreamEnv,
-    done_loss,
-    linear_policy,
-    quantize_action,
-    sample_next_z,
-)
+from wmlib.models.dream import BatchedDream, DreamEnv, done_loss, linear_policy, quantize_action, sample_next_z
 
 Z, H = 4, 8
 
@@ -119,9 +112,9 @@ def test_bad_temperature_is_named():
 
 def test_dream_fitness_is_reproducible_from_its_seed():
     """CMA-ES in the dream resumes exactly: a generation's dreams depend only on its seed."""
-    from wmlib.benchmarks import _doom_weights
+    from wmlib.benchmarks.doom import doom_weights
     from wmlib.experiments.doom.controller import _dream_task
-    shared = _doom_weights()
+    shared = doom_weights()
     shared["mdnrnn"]["model"]["head.weight"][-1] *= 50  # deaths that depend on the sampled dream
     shared["mdnrnn"]["model"]["head.bias"][-1] = -3.0
     weights = 0.1 * np.random.default_rng(0).standard_normal((3, 64 + 2 * 512))

@@ -3,13 +3,7 @@ import math
 
 import pytest
 import torch
-from torch.distributions import (
-    Categorical,
-    Independent,
-    MixtureSameFamily,
-    Normal,
-    kl_divergence,
-)
+from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal, kl_divergence
 
 from wmlib.control.controller import LinearController
 from wmlib.models.mdnrnn import MDNRNN, imagine, mdn_nll, sample_mixture

@@ -44,7 +44,8 @@ def run_cmaes(fitness, dim: int, *, popsize: int, sigma0: float, generations: in
     config = {"dim": dim, "popsize": popsize, "sigma0": sigma0, "seed": seed, **(config or {})}
     run = _load(checkpoint, config)
     if run is None:
-        es = cma.CMAEvolutionStrategy(np.zeros(dim), sigma0, {"popsize": popsize, "seed": seed, "verbose": -9})
+        # cma reads seed 0 (and None) as "seed from the clock": shift ours by one so that every seed repeats
+        es = cma.CMAEvolutionStrategy(np.zeros(dim), sigma0, {"popsize": popsize, "seed": seed + 1, "verbose": -9})
         run = CMAESRun(config, es, np.random.get_state())
     np.random.set_state(run.rng_state)
     bar = tqdm(total=generations, initial=min(run.generation, generations), desc="CMA-ES generations",

@@ -20,11 +20,11 @@ class LinearController(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def get_flat(self) -> np.ndarray:
-        return parameters_to_vector(self.parameters()).detach().numpy().astype(np.float64)
+        return parameters_to_vector(self.parameters()).detach().cpu().numpy().astype(np.float64)
 
     def set_flat(self, flat) -> "LinearController":
         flat = torch.as_tensor(np.asarray(flat), dtype=torch.float32)
         if flat.numel() != self.n_params:
             raise ValueError(f"expected {self.n_params} controller parameters, got {flat.numel()}")
-        vector_to_parameters(flat, self.parameters())
+        vector_to_parameters(flat.to(self.linear.weight.device), self.parameters())
         return self

@@ -26,7 +26,7 @@ def sample_next_z(logits, mu, logstd, tau: float):
     (inverse-CDF draw, 3x faster than `Categorical.sample` on large batches), noise scaled by sqrt(tau).
     The same distribution as `mdnrnn.sample_mixture`."""
     cdf = (logits / tau).softmax(-1).cumsum(-1)
-    u = torch.rand(cdf.shape[:-1] + (1,))
+    u = torch.rand(cdf.shape[:-1] + (1,), device=logits.device)
     k = (u > cdf).sum(-1, keepdim=True).clamp_(max=logits.shape[-1] - 1)
     mean, std = mu.gather(-1, k).squeeze(-1), logstd.gather(-1, k).squeeze(-1).exp()
     return mean + std * tau ** 0.5 * torch.randn_like(mean)
@@ -38,7 +38,8 @@ def quantize_action(a):
 
 
 class BatchedDream:
-    """N dreams stepped together. obs (N, z + 2 * hidden) = [z, c, h]; actions (N,) moves in {-1, 0, +1}."""
+    """N dreams stepped together on M's device. obs (N, z + 2 * hidden) = [z, c, h]; actions (N,) moves in
+    {-1, 0, +1}."""
 
     def __init__(self, mdnrnn: MDNRNN, initial_mu, initial_logvar, tau: float, max_steps: int):
         if tau <= 0:
@@ -46,19 +47,21 @@ class BatchedDream:
         if not (mdnrnn.done_head and mdnrnn.lstm.input_size == mdnrnn.z_size + 2):
             raise ValueError("the dream needs M with a done head and inputs [z, move, restart flag]")
         self.model, self.cell = mdnrnn.eval(), mdnrnn.cell()
-        self.initial_mu = torch.as_tensor(initial_mu, dtype=torch.float32)
-        self.initial_std = (0.5 * torch.as_tensor(initial_logvar, dtype=torch.float32)).exp()
+        self.device = next(mdnrnn.parameters()).device
+        self.initial_mu = torch.as_tensor(initial_mu, dtype=torch.float32, device=self.device)
+        self.initial_std = (0.5 * torch.as_tensor(initial_logvar, dtype=torch.float32, device=self.device)).exp()
         self.tau, self.max_steps = tau, max_steps
         self.obs_size = mdnrnn.z_size + 2 * mdnrnn.hidden
 
     @torch.inference_mode()
     def reset(self, n: int) -> torch.Tensor:
         """Start n dreams, each from a random stored first frame; returns obs (n, obs_size)."""
-        i = torch.randint(len(self.initial_mu), (n,))
-        self.z = self.initial_mu[i] + self.initial_std[i] * torch.randn(n, self.model.z_size)
-        self.h, self.c = torch.zeros(n, self.model.hidden), torch.zeros(n, self.model.hidden)
-        self.restart = torch.ones(n, 1)
-        self.steps = torch.zeros(n, dtype=torch.long)
+        d = self.device
+        i = torch.randint(len(self.initial_mu), (n,), device=d)
+        self.z = self.initial_mu[i] + self.initial_std[i] * torch.randn(n, self.model.z_size, device=d)
+        self.h, self.c = torch.zeros(n, self.model.hidden, device=d), torch.zeros(n, self.model.hidden, device=d)
+        self.restart = torch.ones(n, 1, device=d)
+        self.steps = torch.zeros(n, dtype=torch.long, device=d)
         return self.obs()
 
     def obs(self) -> torch.Tensor:
@@ -68,14 +71,15 @@ class BatchedDream:
     def step(self, moves, keep=None):
         """Advance every dream by one step with moves (N,); returns obs (N, obs_size), reward (N,), done (N,) bool.
         With `keep` (indices), only those dreams carry on afterwards (the others have ended)."""
-        x = torch.cat([self.z, torch.as_tensor(moves, dtype=torch.float32).view(-1, 1), self.restart], -1)
+        moves = torch.as_tensor(moves, dtype=torch.float32, device=self.device)
+        x = torch.cat([self.z, moves.view(-1, 1), self.restart], -1)
         self.h, self.c = self.cell(x, (self.h, self.c))
         logits, mu, logstd, done_logit = self.model.mixture_params(self.model.head(self.h))
         self.z = sample_next_z(logits, mu, logstd, self.tau)
         self.restart = torch.zeros_like(self.restart)
         self.steps += 1
         done = (done_logit > 0) | (self.steps >= self.max_steps)  # sigmoid(logit) > 0.5
-        return self.obs(), torch.ones(len(done)), done
+        return self.obs(), torch.ones(len(done), device=self.device), done
 
     def _keep(self, idx):
         self.z, self.h, self.c, self.restart, self.steps = (t[idx] for t in (self.z, self.h, self.c, self.restart,
@@ -83,25 +87,26 @@ class BatchedDream:
 
     @torch.inference_mode()
     def rollout(self, policy, n: int) -> np.ndarray:
-        """Run n dreams to the end with policy(obs (k, obs_size), alive (k,) indices) -> moves (k,).
-        Returns frames survived (n,). Finished dreams leave the batch, so cost follows the survivors."""
+        """Run n dreams to the end with policy(obs (k, obs_size), alive (k,) indices) -> moves (k,), all on
+        the dream's device. Returns frames survived (n,), numpy. Finished dreams leave the batch, so cost follows
+        the survivors."""
         obs = self.reset(n)
-        alive = torch.arange(n)
+        alive = torch.arange(n, device=self.device)
         survived = np.zeros(n, np.int64)
         while len(alive):
             obs, _, done = self.step(policy(obs, alive))
             if done.any():  # compact only when a dream ended: `alive` keeps its identity otherwise
-                survived[alive[done].numpy()] = self.steps[done].numpy()
+                survived[alive[done].cpu().numpy()] = self.steps[done].cpu().numpy()
                 left = (~done).nonzero().squeeze(1)
                 alive, obs = alive[left], obs[left]
                 self._keep(left)
         return survived
 
 
-def linear_policy(weights):
-    """The World Models controller for many candidates at once: weights (N, obs_size), one row per dream;
-    move = quantize(tanh(w . [z, c, h])) (no bias)."""
-    w, rows = torch.as_tensor(weights, dtype=torch.float32), {}
+def linear_policy(weights, device="cpu"):
+    """The World Models controller for many candidates at once: weights (N, obs_size), one row per dream, put on
+    `device` (the dream's); move = quantize(tanh(w . [z, c, h])) (no bias)."""
+    w, rows = torch.as_tensor(weights, dtype=torch.float32, device=device), {}
 
     def policy(obs, alive):
         if rows.get("alive") is not alive:  # gather the survivors' rows once per change of `alive`
@@ -125,9 +130,9 @@ class DreamEnv(gym.Env):
         super().reset(seed=seed)
         if seed is not None:
             torch.manual_seed(seed)
-        return self.dream.reset(1)[0].numpy(), {}
+        return self.dream.reset(1)[0].cpu().numpy(), {}
 
     def step(self, action):
         obs, reward, done = self.dream.step([self.MOVES[int(action)]])
         truncated = bool(self.dream.steps[0] >= self.dream.max_steps)
-        return obs[0].numpy(), float(reward[0]), bool(done[0]) and not truncated, truncated, {}
+        return obs[0].cpu().numpy(), float(reward[0]), bool(done[0]) and not truncated, truncated, {}

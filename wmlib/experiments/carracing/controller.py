@@ -9,6 +9,7 @@ import torch
 from ...control.agent import WorldModelAgent
 from ...control.cmaes import run_cmaes
 from ...control.controller import LinearController
+from ...device import resolve_device
 from ...envs.carracing import CARRACING_ACTION_SIZE, carracing_action, make_carracing
 from ...envs.seeds import episode_seeds
 from ...evaluation import run_episode
@@ -26,22 +27,25 @@ def make_controller(variant: str, z_size: int, hidden: int) -> LinearController:
 
 
 def _agent_weights(run: Run, variant: str) -> dict:
-    """What a worker needs to build the agent (plain tensors, cheap to ship to Ray)."""
-    shared = {"variant": variant, "vae": load_torch(run.data / "vae.pt")}
+    """What a worker needs to build the agent (plain tensors, cheap to ship to Ray) and the `device` setting, which
+    each worker resolves for itself."""
+    shared = {"variant": variant, "vae": load_torch(run.data / "vae.pt"), "device": run.params.device}
     if variant == "full":
         shared["mdnrnn"] = load_torch(run.data / "mdnrnn.pt")
     return shared
 
 
 def build_agent(shared: dict, params) -> WorldModelAgent:
-    vae = ConvVAE(shared["vae"]["z_size"])
+    """V, M (full only) and C with flat `params`, on `shared["device"]` (default: the CPU)."""
+    device = resolve_device(shared.get("device", "cpu"))
+    vae = ConvVAE(shared["vae"]["z_size"]).to(device)
     vae.load_state_dict(shared["vae"]["model"])
     mdnrnn = None
     if shared["variant"] == "full":
         m = shared["mdnrnn"]
-        mdnrnn = MDNRNN(m["z_size"], CARRACING_ACTION_SIZE, m["hidden"], m["mixtures"])
+        mdnrnn = MDNRNN(m["z_size"], CARRACING_ACTION_SIZE, m["hidden"], m["mixtures"]).to(device)
         mdnrnn.load_state_dict(m["model"])
-    controller = make_controller(shared["variant"], vae.z_size, mdnrnn.hidden if mdnrnn else 0)
+    controller = make_controller(shared["variant"], vae.z_size, mdnrnn.hidden if mdnrnn else 0).to(device)
     return WorldModelAgent(vae, controller.set_flat(params), carracing_action, mdnrnn)
 
 

@@ -8,12 +8,7 @@ from ...evaluation import EvalResult, evaluate, run_episode
 from ...io import load_json
 from ..world_models import compute_used
 from . import EXPERIMENT, METHODS, Run
-from .controller import (
-    _agent_weights,
-    _controller_episode,
-    build_agent,
-    load_controller_params,
-)
+from .controller import _agent_weights, _controller_episode, build_agent, load_controller_params
 from .rollouts import _uniform
 
 

@@ -41,7 +41,7 @@ def train_mdnrnn(run: Run) -> tuple[MDNRNN, list[dict]]:
     lat = load_latents(run)
     ckpt = run.data / "mdnrnn.ckpt"
     model, history = training.train_mdnrnn(lat["mu"], lat["logvar"], lat["actions"], lat["lengths"], p,
-                                           ckpt, run.params.seed)
+                                           ckpt, run.params.seed, device=run.device)
     save_torch({"z_size": lat["mu"].shape[-1], "hidden": p.hidden, "mixtures": p.mixtures,
                 "model": model.state_dict()}, run.data / "mdnrnn.pt")
     ckpt.unlink(missing_ok=True)
@@ -53,24 +53,26 @@ def train_mdnrnn(run: Run) -> tuple[MDNRNN, list[dict]]:
     return model, history
 
 
-def load_mdnrnn(run: Run) -> MDNRNN:
+def load_mdnrnn(run: Run, device=None) -> MDNRNN:
+    """The trained M in eval mode, on `device` (default: the run's)."""
     ckpt = load_torch(run.data / "mdnrnn.pt")
     model = MDNRNN(ckpt["z_size"], CARRACING_ACTION_SIZE, ckpt["hidden"], ckpt["mixtures"])
     model.load_state_dict(ckpt["model"])
-    return model.eval()
+    return model.to(device or run.device).eval()
 
 
 @torch.inference_mode()
 def dream(vae: ConvVAE, mdnrnn: MDNRNN, latents: dict, taus, episode: int = 0, start: int = 60,
           steps: int = 40) -> dict[str, np.ndarray]:
     """Real frames of one stored episode next to M's dreams from the same first frame and actions,
-    decoded by V: label -> uint8 frames (steps + 1, 64, 64, 3)."""
+    decoded by V (V and M on one device): label -> uint8 frames (steps + 1, 64, 64, 3), numpy."""
     length = int(latents["lengths"][episode])
     start = min(start, max(length - steps - 1, 0))
     steps = min(steps, length - start - 1)
-    mu = torch.as_tensor(latents["mu"][episode, start:start + steps + 1])
-    actions = torch.as_tensor(latents["actions"][episode, start:start + steps])
-    to_uint8 = lambda z: (vae.decode(z).movedim(1, -1) * 255).round().byte().numpy()  # noqa: E731
+    device = next(vae.parameters()).device
+    mu = torch.as_tensor(latents["mu"][episode, start:start + steps + 1], device=device)
+    actions = torch.as_tensor(latents["actions"][episode, start:start + steps], device=device)
+    to_uint8 = lambda z: (vae.decode(z).movedim(1, -1) * 255).round().byte().cpu().numpy()  # noqa: E731
     out = {"real (V's reconstruction)": to_uint8(mu)}
     for tau in taus:
         out[f"dream, tau={tau:g}"] = to_uint8(imagine(mdnrnn, mu[0], actions, tau))

@@ -13,6 +13,7 @@ import torch
 
 from ...control.cmaes import run_cmaes
 from ...control.controller import LinearController
+from ...device import resolve_device
 from ...envs.seeds import episode_seeds
 from ...envs.takecover import MOVE_TO_ACTION, ResilientEnv, make_takecover
 from ...evaluation import EvalResult, run_episode
@@ -29,29 +30,33 @@ def make_controller(z_size: int, hidden: int) -> LinearController:
 
 
 def _weights(run: Run) -> dict:
-    """What a worker needs to dream or act (plain tensors, cheap to ship to Ray)."""
-    return {"vae": load_torch(run.data / "vae.pt"), "mdnrnn": load_torch(run.data / "mdnrnn.pt")}
+    """What a worker needs to dream or act (plain tensors, cheap to ship to Ray) and the `device` setting, which
+    each worker resolves for itself."""
+    return {"vae": load_torch(run.data / "vae.pt"), "mdnrnn": load_torch(run.data / "mdnrnn.pt"),
+            "device": run.params.device}
 
 
 def _build_dream(shared, tau, max_steps) -> BatchedDream:
+    """The dream on `shared["device"]` (default: the CPU)."""
     m = shared["mdnrnn"]
-    mdnrnn = make_mdnrnn(m["z_size"], m["hidden"], m["mixtures"])
+    mdnrnn = make_mdnrnn(m["z_size"], m["hidden"], m["mixtures"]).to(resolve_device(shared.get("device", "cpu")))
     mdnrnn.load_state_dict(m["model"])
     return BatchedDream(mdnrnn, m["initial_mu"], m["initial_logvar"], tau, max_steps)
 
 
 def _dream_task(shared, item):
     """Worker task: item = (weights (n, 1088), dreams per row, tau, max_steps, seed) -> frames survived,
-    (n, rollouts). All n * rollouts dreams are one batch."""
+    (n, rollouts), numpy. All n * rollouts dreams are one batch, on `shared["device"]`."""
     weights, rollouts, tau, max_steps, seed = item
     torch.manual_seed(seed)
     dream = _build_dream(shared, tau, max_steps)
     w = np.repeat(np.asarray(weights, np.float32), rollouts, axis=0)
-    return dream.rollout(linear_policy(w), len(w)).reshape(-1, rollouts)
+    return dream.rollout(linear_policy(w, dream.device), len(w)).reshape(-1, rollouts)
 
 
 def dream_scores(pool, shared, weights, rollouts: int, tau: float, max_steps: int, seed: int) -> np.ndarray:
-    """Frames survived (n, rollouts) for n controllers, the batch split evenly over the pool's workers."""
+    """Frames survived (n, rollouts) for n controllers, the batch split evenly over the pool's workers; each dreams
+    on `shared["device"]` (default: the CPU)."""
     chunks = np.array_split(np.asarray(weights), min(pool.workers, len(weights)))
     items = [(c, rollouts, tau, max_steps, seed * 1000 + i) for i, c in enumerate(chunks)]
     return np.concatenate(pool.map(_dream_task, items, shared, progress=False))
@@ -101,30 +106,33 @@ def load_controller_params(run: Run, tau: float) -> np.ndarray:
 
 
 class DoomAgent:
-    """Callable policy for the real game: uint8 frame (64, 64, 3) -> TakeCover action."""
+    """Callable policy for the real game: uint8 frame (64, 64, 3) -> TakeCover action. V, M and C on
+    `shared["device"]` (default: the CPU)."""
 
     def __init__(self, shared: dict, params):
         v, m = shared["vae"], shared["mdnrnn"]
-        self.vae = ConvVAE(v["z_size"])
+        self.device = resolve_device(shared.get("device", "cpu"))
+        self.vae = ConvVAE(v["z_size"]).to(self.device)
         self.vae.load_state_dict(v["model"])
-        mdnrnn = make_mdnrnn(m["z_size"], m["hidden"], m["mixtures"])
+        mdnrnn = make_mdnrnn(m["z_size"], m["hidden"], m["mixtures"]).to(self.device)
         mdnrnn.load_state_dict(m["model"])
         self.vae.eval()
         self.cell = mdnrnn.cell()
-        self.controller = make_controller(m["z_size"], m["hidden"]).set_flat(params).eval()
+        self.controller = make_controller(m["z_size"], m["hidden"]).to(self.device).set_flat(params).eval()
         self.reset()
 
     def reset(self):
-        self.h = self.c = torch.zeros(1, self.cell.hidden_size)
-        self.restart = torch.ones(1, 1)
+        """Zero LSTM state h, c (1, hidden) and the restart flag (1, 1) set, on the agent's device."""
+        self.h = self.c = torch.zeros(1, self.cell.hidden_size, device=self.device)
+        self.restart = torch.ones(1, 1, device=self.device)
 
     @torch.inference_mode()
     def __call__(self, frame: np.ndarray) -> int:
-        mu, logvar = self.vae.encode(frames_to_tensor(frame[None]))
+        mu, logvar = self.vae.encode(frames_to_tensor(frame[None]).to(self.device))
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
         move = quantize_action(self.controller(torch.cat([z, self.c, self.h], -1))).view(1, 1)
         self.h, self.c = self.cell(torch.cat([z, move, self.restart], -1), (self.h, self.c))
-        self.restart = torch.zeros(1, 1)
+        self.restart = torch.zeros(1, 1, device=self.device)
         return MOVE_TO_ACTION[int(move.item())]
 
 

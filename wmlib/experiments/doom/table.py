@@ -10,13 +10,7 @@ from ...io import load_json, save_json
 from ...models.dream import BatchedDream, linear_policy
 from ..world_models import compute_used, load_vae
 from . import EXPERIMENT, PAPER_RANDOM, PAPER_TABLE, Run
-from .controller import (
-    DoomAgent,
-    _weights,
-    dream_scores,
-    evaluate_real,
-    load_controller_params,
-)
+from .controller import DoomAgent, _weights, dream_scores, evaluate_real, load_controller_params
 from .world_model import load_mdnrnn
 
 
@@ -48,17 +42,18 @@ def temperature_table(run: Run, random: EvalResult) -> pd.DataFrame:
 
 @torch.inference_mode()
 def controller_dream(run: Run, tau: float, steps: int, seed: int = 0) -> np.ndarray:
-    """The controller trained at `tau` playing one dream at `tau`, decoded by V: uint8 (T, 64, 64, 3),
-    T - 1 frames survived (at most `steps`)."""
+    """The controller trained at `tau` playing one dream at `tau` on the run's device, decoded by V:
+    uint8 (T, 64, 64, 3) numpy, T - 1 frames survived (at most `steps`)."""
     vae, (mdnrnn, initial) = load_vae(run), load_mdnrnn(run)
     torch.manual_seed(seed)
     dream = BatchedDream(mdnrnn, initial["initial_mu"], initial["initial_logvar"], tau, steps)
-    policy, alive = linear_policy(load_controller_params(run, tau)[None]), torch.zeros(1, dtype=torch.long)
+    policy = linear_policy(load_controller_params(run, tau)[None], dream.device)
+    alive = torch.zeros(1, dtype=torch.long, device=dream.device)
     obs, zs, done = dream.reset(1), [dream.z], torch.zeros(1, dtype=torch.bool)
     while not done[0]:
         obs, _, done = dream.step(policy(obs, alive))
         zs.append(dream.z)
-    return (vae.decode(torch.cat(zs)).movedim(1, -1) * 255).round().byte().numpy()
+    return (vae.decode(torch.cat(zs)).movedim(1, -1) * 255).round().byte().cpu().numpy()
 
 
 def cross_temperature(run: Run, dreams: int) -> pd.DataFrame:

@@ -55,9 +55,10 @@ def make_mdnrnn(z_size: int, hidden: int, mixtures: int) -> MDNRNN:
 
 
 def train_mdnrnn(run: Run, progress: bool = True) -> tuple[MDNRNN, list[dict]]:
-    """Teacher-forced on windows of the episode stream, z re-sampled from (mu, logvar) each batch.
-    Checkpoints about once a minute and resumes. Returns (M, history of {step, nll, done_loss, lr})."""
-    p, seed = run.params.mdnrnn, run.params.seed
+    """Teacher-forced on windows of the episode stream, z re-sampled from (mu, logvar) each batch, on the run's
+    device (windows and noise drawn on the CPU, the same on every device). Checkpoints about once a minute and
+    resumes. Returns (M, history of {step, nll, done_loss, lr})."""
+    p, seed, device = run.params.mdnrnn, run.params.seed, run.device
     lat = load_latents(run)
     N = len(lat["mu"])
     if N <= p.seq_len + 1:
@@ -65,21 +66,21 @@ def train_mdnrnn(run: Run, progress: bool = True) -> tuple[MDNRNN, list[dict]]:
     ckpt = run.data / "mdnrnn.ckpt"
     config = {**p.model_dump(), "frames": N, "seed": seed}
     torch.manual_seed(seed)
-    model = make_mdnrnn(lat["mu"].shape[-1], p.hidden, p.mixtures)
+    model = make_mdnrnn(lat["mu"].shape[-1], p.hidden, p.mixtures).to(device)
     opt = torch.optim.Adam(model.trainable_parameters(), lr=p.lr)
     step, history = _resume(ckpt, config, model, opt)
     rng = np.random.default_rng([seed, step])
-    mu, logvar = torch.as_tensor(lat["mu"]), torch.as_tensor(lat["logvar"])
-    extra = torch.as_tensor(np.stack([lat["move"], lat["restart"]], -1))
-    done = torch.as_tensor(lat["done"])
+    mu, logvar, done = (torch.as_tensor(lat[k], device=device) for k in ("mu", "logvar", "done"))
+    extra = torch.as_tensor(np.stack([lat["move"], lat["restart"]], -1), device=device)
     bar = tqdm(total=p.steps, initial=step, desc="M (MDN-RNN) steps", disable=not progress, mininterval=10)
     clock, saved, window = _Clock(history), time.monotonic(), []
     while step < p.steps:
         lr = p.lr_min + (p.lr - p.lr_min) * p.lr_decay ** step
         for group in opt.param_groups:
             group["lr"] = lr
-        t = torch.as_tensor(rng.integers(0, N - p.seq_len - 1, p.batch_size))[:, None] + torch.arange(p.seq_len + 1)
-        z = mu[t] + (0.5 * logvar[t]).exp() * torch.randn(t.shape + (mu.shape[-1],))
+        t = torch.as_tensor(rng.integers(0, N - p.seq_len - 1, p.batch_size)[:, None] + np.arange(p.seq_len + 1),
+                            device=device)
+        z = mu[t] + (0.5 * logvar[t]).exp() * torch.randn(t.shape + (mu.shape[-1],)).to(device)
         (logits, means, logstd, done_logit), _ = model(torch.cat([z[:, :-1], extra[t[:, :-1]]], -1))
         target_done = done[t[:, :-1]]
         same_episode = target_done == 0  # the next frame belongs to the same episode
@@ -114,10 +115,11 @@ def train_mdnrnn(run: Run, progress: bool = True) -> tuple[MDNRNN, list[dict]]:
     return model, history
 
 
-def load_mdnrnn(run: Run) -> tuple[MDNRNN, dict]:
-    """M and the stored first frames dreams start from: (model, {"initial_mu", "initial_logvar"})."""
+def load_mdnrnn(run: Run, device=None) -> tuple[MDNRNN, dict]:
+    """M on `device` (default: the run's) and the stored first frames dreams start from:
+    (model, {"initial_mu", "initial_logvar"}), those numpy."""
     ckpt = load_torch(run.data / "mdnrnn.pt")
-    model = make_mdnrnn(ckpt["z_size"], ckpt["hidden"], ckpt["mixtures"])
+    model = make_mdnrnn(ckpt["z_size"], ckpt["hidden"], ckpt["mixtures"]).to(device or run.device)
     model.load_state_dict(ckpt["model"])
     return model.eval(), {"initial_mu": ckpt["initial_mu"], "initial_logvar": ckpt["initial_logvar"]}
 
@@ -125,15 +127,15 @@ def load_mdnrnn(run: Run) -> tuple[MDNRNN, dict]:
 @torch.inference_mode()
 def dream_frames(vae: ConvVAE, mdnrnn: MDNRNN, initial: dict, tau: float, steps: int, seed: int = 0,
                  move: float = 0.0) -> np.ndarray:
-    """One dream at temperature tau, the agent holding `move`, decoded by V: uint8 (T, 64, 64, 3),
-    T <= steps + 1 (the dream ends early if M predicts death)."""
+    """One dream at temperature tau, the agent holding `move`, decoded by V (V and M on one device):
+    uint8 (T, 64, 64, 3) numpy, T <= steps + 1 (the dream ends early if M predicts death)."""
     torch.manual_seed(seed)
     dream = BatchedDream(mdnrnn, initial["initial_mu"], initial["initial_logvar"], tau, steps)
     dream.reset(1)
     zs = [dream.z]
     for _ in range(steps):
-        _, _, done = dream.step(quantize_action(torch.tensor([move])))
+        _, _, done = dream.step(quantize_action(torch.tensor([move], device=dream.device)))
         zs.append(dream.z)
         if done[0]:
             break
-    return (vae.decode(torch.cat(zs)).movedim(1, -1) * 255).round().byte().numpy()
+    return (vae.decode(torch.cat(zs)).movedim(1, -1) * 255).round().byte().cpu().numpy()
