@@ -40,7 +40,7 @@ def open_loop(wm, obs, action, starts: list[int], context: int, horizon: int):
     device = next(wm.parameters()).device
     obs, action = obs.to(device), action.to(device)
     idx = torch.as_tensor(starts, device=device)
-    window = idx[None] + torch.arange(context + horizon, device=device)[:, None]                  # [context + horizon, N]
+    window = idx[None] + torch.arange(context + horizon, device=device)[:, None]   # [context + horizon, N]
     target = wm.target(obs[window])
     prev = torch.cat([torch.zeros_like(action[:1]), action])[window[:context]]
     prev[0] = 0  # windows start from the zero state, as in training

@@ -62,9 +62,9 @@ def train_model_based(shared, job, method: str, make_agent, act, updates_due, se
                       extras, pixels: bool = False) -> dict:
     """The loop TD-MPC and Dreamer share, for one (task, seed, variant) job: random seed steps, then acting with
     `act(agent, obs, random_action)` (random_action is None once seeding is over) and updating until
-    `updates_due(step, seed_steps, total)` updates are done (`make_agent(device)` builds the agent on the device that
-    params `device` resolves to in this worker); episodes are stored whole, in a buffer on that device; evaluation episodes
-    every `eval_every` frames and at the end. Checkpoints to data/.../checkpoint.pt and resumes from there;
+    `updates_due(step, seed_steps, total)` updates are done (`make_agent(device)` builds the agent on the device
+    that params `device` resolves to in this worker); episodes are stored whole, in a buffer on that device;
+    evaluation episodes every `eval_every` frames and at the end. Checkpoints to data/.../checkpoint.pt and resumes from there;
     writes curve.csv and eval.json (the common fields, then `extras(agent, state)`) under results."""
     p, data, results = shared
     task, seed, variant = job
