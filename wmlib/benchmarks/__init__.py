@@ -21,6 +21,8 @@ import torch
 from ..io import save_json
 from ..summary import update_readme
 
+WALKER_DIMS = (24, 6)  # walker-walk's observation and action sizes: the MuJoCo benchmarks' agent dimensions
+
 
 def machine() -> dict:
     """What the numbers were measured on."""

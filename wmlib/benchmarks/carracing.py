@@ -83,8 +83,8 @@ def markdown_table(result: dict) -> str:
     a, c, v = result["agent_overhead"], result["collection_steps_per_second"], result["vae_training_images_per_second"]
     met = "met" if a["overhead_fraction"] < OVERHEAD_TARGET else "not met"
     gpu = result["machine"]["gpu"]
-    rows = [f"| V training, batch 100, GPU ({gpu}), {'bf16 autocast' if 'bf16' in k else 'float32'} | {x:,.0f} images/s |"
-            for k, x in v.items() if k != "cpu"]
+    rows = [f"| V training, batch 100, GPU ({gpu}), {'bf16 autocast' if 'bf16' in k else 'float32'} "
+            f"| {x:,.0f} images/s |" for k, x in v.items() if k != "cpu"]
     return "\n".join([
         "| measured on this machine | value |",
         "|---|---|",
