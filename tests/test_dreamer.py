@@ -183,18 +183,6 @@ def test_dreamer_unknown_variant_is_named():
         variant_config(_tiny_params().dreamer, "no_decoder")
 
 
-def test_dreamer_run_resumes_from_its_checkpoint(tmp_path):
-    """A finished run rerun loads its checkpoint instead of training again: same returns, no new updates."""
-    from wmlib.experiments.mujoco.dreamer import train_dreamer
-    p = _tiny_params()
-    p = p.model_copy(update={"dreamer": p.dreamer.model_copy(update={"pixels": False})})
-    job = ("dmc/cartpole-swingup", 0, "full")
-    first = train_dreamer((p, tmp_path / "data", tmp_path / "results"), job)
-    assert first["updates"] == p.dreamer.train.updates and first["frames"] == p.budgets[job[0]].frames
-    again = train_dreamer((p, tmp_path / "data", tmp_path / "results"), job)
-    assert again["returns"] == first["returns"] and again["core_hours"] == first["core_hours"]
-
-
 def test_pixel_env_renders_64x64_frames():
     from wmlib.envs.mujoco_tasks import make_env
     env = make_env("dmc/cartpole-swingup", action_repeat=8, max_frames=16, pixels=True)

@@ -157,24 +157,3 @@ def test_task_names_are_checked():
     assert gym_id("dmc/walker-walk") == "dm_control/walker-walk-v0"
     with pytest.raises(ValueError, match="task must be"):
         gym_id("walker-walk")
-
-
-def test_training_resumes_from_its_checkpoint(tmp_path):
-    from wmlib.experiments.mujoco.train import run_dir, train_tdmpc
-    from wmlib.io import load_torch
-    from wmlib.params import BudgetParams
-    p = load_params("mujoco", "smoke")
-    task = "dmc/cartpole-swingup"
-
-    def budget(frames):
-        return p.model_copy(update={"budgets": {task: BudgetParams(frames=frames, eval_every=800)}})
-
-    shared = (budget(800), tmp_path / "data", tmp_path / "results")
-    train_tdmpc(shared, (task, 0, "full"))
-    ckpt = run_dir(tmp_path / "data", "tdmpc", task, 0) / "checkpoint.pt"
-    assert load_torch(ckpt)["state"]["step"] == 100      # 800 frames at action repeat 8
-    result = train_tdmpc((budget(1600), *shared[1:]), (task, 0, "full"))  # a longer budget picks up from there
-    assert result["frames"] == 1600 and result["episodes"] == 8
-    state = load_torch(ckpt)["state"]
-    # pretrained on the seed data (as many updates as seed steps), then one update per step
-    assert [c["frames"] for c in state["curve"]] == [800, 1600] and state["updates"] == state["step"]

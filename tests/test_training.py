@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from wmlib import training
+from wmlib.models.vae import ConvVAE, frames_to_tensor
 from wmlib.params import MDNRNNParams, VAEParams
 
 VAE = VAEParams(z_size=8, epochs=2, batch_size=8, lr=1e-3, kl_tolerance=0.5, frame_stride=1)
@@ -16,12 +17,28 @@ def frames():
     return rng.integers(0, 256, (32, 64, 64, 3), dtype=np.uint8)
 
 
-def test_vae_loss_falls_and_a_finished_run_resumes_without_training(tmp_path, frames, monkeypatch):
+def test_vae_reconstruction_error_falls(tmp_path):
+    frames = np.random.default_rng(0).integers(0, 40, (32, 64, 64, 3), dtype=np.uint8)  # dark noise
+    x = frames_to_tensor(torch.from_numpy(frames))
+
+    def error(vae):
+        with torch.no_grad():
+            return ((vae.decode(vae.encode(x)[0]) - x) ** 2).mean().item()
+
+    torch.manual_seed(0)  # train_vae's own initialisation
+    untrained = ConvVAE(VAE.z_size)
+    vae, _ = training.train_vae(frames, VAE, tmp_path / "vae.ckpt", seed=0, progress=False)
+    assert error(vae) < 0.5 * error(untrained)
+
+
+def test_a_finished_vae_run_loads_its_checkpoint_without_training(tmp_path, frames, monkeypatch):
     monkeypatch.setattr(training, "CHECKPOINT_SECONDS", 0)
     vae, history = training.train_vae(frames, VAE, tmp_path / "vae.ckpt", seed=0, progress=False)
     assert history[-1]["step"] == 2 * len(frames) // VAE.batch_size
+    steps, loss = [], training.vae_loss
+    monkeypatch.setattr(training, "vae_loss", lambda *a: steps.append(1) or loss(*a))
     again, history2 = training.train_vae(frames, VAE, tmp_path / "vae.ckpt", seed=0, progress=False)
-    assert history2 == history
+    assert steps == [] and history2 == history
     for a, b in zip(vae.state_dict().values(), again.state_dict().values()):
         torch.testing.assert_close(a, b)
 

@@ -1,7 +1,8 @@
-"""Atomic writes: a file is either the old version or the complete new one, never half-written."""
+"""Atomic, byte-stable writes: a file is either the old version or the complete new one, never half-written,
+and the same object always gives the same bytes (no temporary names or timestamps inside)."""
 import json
 import os
-import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -10,22 +11,25 @@ import torch
 
 @contextmanager
 def atomic_path(path):
-    """Yield a temporary path next to `path`; on success it replaces `path` in one rename."""
+    """Yield a temporary path next to `path`; on success it replaces `path` in one rename.
+
+    The temporary file is created like any other file (its mode follows the umask), and its name is
+    unique per process and thread, so concurrent writers of different files never collide."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        yield Path(tmp)
+        yield tmp
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        tmp.unlink(missing_ok=True)
 
 
 def save_torch(obj, path):
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    """torch.save through a file object: given a path, torch names the archive's root folder after the file,
+    which would store the temporary name inside and make every checkpoint differ."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
 
 
 def load_torch(path):

@@ -133,20 +133,27 @@ class _Clock:
 
 
 def _save(path, config, model, opt, step, history):
+    """The training state, with the RNG streams (z's noise), so that a resumed run continues exactly."""
+    rng = {"rng": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        rng["cuda_rng"] = torch.cuda.get_rng_state_all()
     save_torch({"config": config, "model": model.state_dict(), "opt": opt.state_dict(),
-                "step": step, "history": history}, path)
+                "step": step, "history": history, **rng}, path)
 
 
 def _resume(path, config, model, opt):
-    """Load a matching checkpoint into model/opt; returns (step, history), (0, []) if none."""
+    """Load a matching checkpoint into model/opt and the RNGs; returns (step, history), (0, []) if none."""
     path = Path(path)
     if not path.exists():
         return 0, []
     ckpt = load_torch(path)
-    if ckpt["config"] != config:
-        print(f"{path}: written for another configuration, starting over")
+    if ckpt["config"] != config or "rng" not in ckpt:
+        print(f"{path}: written for another configuration (or by an older wmlib), starting over")
         return 0, []
     model.load_state_dict(ckpt["model"])
     opt.load_state_dict(ckpt["opt"])
+    torch.set_rng_state(ckpt["rng"])
+    if "cuda_rng" in ckpt and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
     print(f"{path}: resuming at step {ckpt['step']}")
     return ckpt["step"], ckpt["history"]

@@ -81,10 +81,14 @@ def train_model_based(shared, job, method: str, make_agent, act, updates_due, se
     state = {"step": 0, "episode": 0, "updates": 0, "curve": [], "core_seconds": 0.0}
     if ckpt.exists():
         saved = load_torch(ckpt)
+        if "action_rng" not in saved:
+            raise ValueError(f"{ckpt}: written by an older wmlib without the random actions' RNG state, so it "
+                             "cannot resume exactly; delete it to start this run over")
         agent.load_state_dict(saved["agent"])
         buffer.load_state_dict(saved["buffer"])
         state = saved["state"]
         torch.set_rng_state(saved["rng"])
+        env.action_space.np_random.bit_generator.state = saved["action_rng"]  # the seed steps' random actions
         if device.type == "cuda" and "cuda_rng" in saved:
             torch.cuda.set_rng_state(saved["cuda_rng"], device)
     t0, losses = time.process_time(), []
@@ -123,8 +127,9 @@ def train_model_based(shared, job, method: str, make_agent, act, updates_due, se
             losses = []
             state["core_seconds"] += time.process_time() - t0
             t0 = time.process_time()
-            rng = {"rng": torch.get_rng_state()} | (
-                {"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {})
+            rng = {"rng": torch.get_rng_state(), "action_rng": env.action_space.np_random.bit_generator.state}
+            if device.type == "cuda":
+                rng["cuda_rng"] = torch.cuda.get_rng_state(device)
             save_torch({"agent": agent.state_dict(), "buffer": buffer.state_dict(), "state": state, **rng}, ckpt)
             bar.set_postfix(ret=f"{np.mean(returns):.0f}")
     bar.close()
