@@ -1,7 +1,11 @@
 """TakeCover: preprocessing, the random data policy, crash recovery, the episode stream M learns from."""
 import logging
+import subprocess
+import sys
+import time
 
 import numpy as np
+import psutil
 import pytest
 
 from wmlib.data.rollouts import Episode, RolloutStore
@@ -107,3 +111,33 @@ def test_episode_stream_marks_restarts_and_deaths(tmp_path):
     assert out["done"].tolist() == [0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1]  # the 6-frame one hit the cap
     actions = np.concatenate([store[i].actions for i in range(3)]).astype(int)
     np.testing.assert_array_equal(out["move"], ACTION_TO_MOVE[actions])
+
+
+GAME_THEN = """
+import os, signal, sys, time
+from wmlib.envs.takecover import make_takecover
+env = make_takecover(50)
+env.reset(seed=0)
+print("started", flush=True)
+how = sys.argv[1]
+if how == "error":
+    raise RuntimeError("a stage fails")
+if how in ("SIGTERM", "SIGKILL"):
+    os.kill(os.getpid(), getattr(signal, how))
+"""
+
+
+def vizdoom_processes() -> set[int]:
+    return {p.pid for p in psutil.process_iter(["name"]) if p.info["name"] == "vizdoom"}
+
+
+@pytest.mark.parametrize("how", ["exit", "error", "SIGTERM", "SIGKILL"])
+def test_no_vizdoom_process_outlives_its_owner(how):
+    """However the process that started a game ends, its vizdoom process ends too (it ignores SIGTERM)."""
+    before = vizdoom_processes()
+    out = subprocess.run([sys.executable, "-c", GAME_THEN, how], capture_output=True, text=True, timeout=60)
+    assert "started" in out.stdout, out.stderr
+    deadline = time.monotonic() + 10
+    while vizdoom_processes() - before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert vizdoom_processes() - before == set()

@@ -5,9 +5,12 @@ Actions: Discrete(3), 0 stay, 1 right, 2 left; M and C work with the move -1 (le
 Reward +1 per frame survived; episodes are capped at `max_steps` frames (2100 in the paper).
 """
 import logging
+import subprocess
+import sys
 
 import gymnasium as gym
 import numpy as np
+import psutil
 from gymnasium.spaces import Box
 from gymnasium.wrappers import ResizeObservation, TransformObservation
 
@@ -23,7 +26,36 @@ def make_takecover(max_steps: int = 2100) -> gym.Env:
     from vizdoom import gymnasium_wrapper  # noqa: F401  (registers the Vizdoom* environments)
     env = gym.make(ENV_ID, max_episode_steps=max_steps)
     env = TransformObservation(env, lambda obs: obs["screen"][:200], Box(0, 255, (200, 320, 3), np.uint8))
-    return ResizeObservation(env, (64, 64))
+    return EndsWithThisProcess(ResizeObservation(env, (64, 64)))
+
+
+_WATCHDOG = """
+import os, signal, sys, time
+parent, game = map(int, sys.argv[1:])
+while os.getppid() == parent:
+    time.sleep(0.5)
+    try:
+        os.kill(game, 0)
+    except ProcessLookupError:  # the game was closed
+        sys.exit()
+os.kill(game, signal.SIGKILL)
+"""
+_watched: set[int] = set()
+
+
+class EndsWithThisProcess(gym.Wrapper):
+    """The game runs in a vizdoom process that `reset` starts; it ignores SIGTERM and, unless closed, outlives
+    this process (a notebook kernel, a worker) by as long as the machine runs. For each one, a small watchdog
+    process SIGKILLs it as soon as this process is gone, however it ended (exit, error, SIGTERM, SIGKILL)."""
+
+    def reset(self, **kwargs):
+        out = self.env.reset(**kwargs)
+        for child in psutil.Process().children():
+            if child.pid not in _watched and child.name() == "vizdoom":
+                _watched.add(child.pid)
+                subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(psutil.Process().pid), str(child.pid)],
+                                 stdin=subprocess.DEVNULL, start_new_session=True)
+        return out
 
 
 def vizdoom_errors() -> tuple[type[Exception], ...]:
