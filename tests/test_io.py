@@ -1,5 +1,6 @@
 """Atomic writes are byte-stable (the same object gives the same bytes) and make ordinary files."""
 import os
+
 import torch
 
 from wmlib.io import atomic_path, save_json, save_torch

@@ -1,17 +1,21 @@
-"""results/summary.csv has the agreed columns, and the README's table is generated from it."""
+"""results/<scale>/summary.csv has the agreed columns, and the README's table is generated from the committed
+scale's."""
 import json
 
 import pandas as pd
 import pytest
 
 from wmlib import summary
+from wmlib.benchmarks import out_path
 from wmlib.evaluation import EvalResult
+from wmlib.params import COMMITTED_SCALE
 
 
 def test_readme_table_is_generated_from_summary_csv():
-    if not summary.SUMMARY.exists():
-        pytest.skip("no results/summary.csv yet")
-    df = pd.read_csv(summary.SUMMARY)
+    path = summary.summary_path(COMMITTED_SCALE)
+    if not path.exists():
+        pytest.skip(f"no {path} yet")
+    df = pd.read_csv(path)
     assert list(df.columns) == summary.COLUMNS
     assert f"{summary.BEGIN}\n{summary.markdown_table(df)}\n{summary.END}" in summary.README.read_text()
 
@@ -45,9 +49,12 @@ def test_eval_result_round_trip(tmp_path):
 def test_readme_benchmark_tables_are_generated_from_the_benchmark_json(experiment):
     import importlib
     b = importlib.import_module(f"wmlib.benchmarks.{experiment}")
-    if not b.OUT.exists():
-        pytest.skip(f"no {b.OUT.name} yet")
-    assert f"{b.BEGIN}\n{b.markdown_table(json.loads(b.OUT.read_text()))}\n{b.END}" in summary.README.read_text()
+    out = out_path(COMMITTED_SCALE, experiment)
+    if not out.exists():
+        pytest.skip(f"no {out} yet")
+    result = json.loads(out.read_text())
+    assert result["scale"] == COMMITTED_SCALE
+    assert f"{b.BEGIN}\n{b.markdown_table(result)}\n{b.END}" in summary.README.read_text()
 
 
 def test_markdown_table_shows_a_published_mean_without_spread_alone():

@@ -47,6 +47,12 @@ def save_json(obj, path):
         tmp.write_text(json.dumps(obj, indent=2) + "\n")
 
 
+def save_csv(df, path, index: bool = False):
+    """A pandas DataFrame as CSV (with its index if `index`)."""
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=index)
+
+
 def load_json(path):
     path = Path(path)
     if not path.exists():

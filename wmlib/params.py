@@ -15,6 +15,7 @@ from .device import DEVICE_PATTERN
 from .paths import ROOT
 
 SCALES = ("smoke", "default", "paper")
+COMMITTED_SCALE = "default"  # results/default and the README's tables are committed; other scales run in scratch/
 PARAMS_FILE = ROOT / "params.yaml"
 
 
@@ -315,7 +316,37 @@ def load_params(experiment: str, scale: str | None = None, params_file: Path = P
     unknown = set(raw) - {"scale", *EXPERIMENTS}
     if unknown:
         raise ParamsError(f"{params_file}: unknown top-level key(s) {sorted(unknown)}")
-    section = raw.get(experiment, {})
+    return _validate(raw, experiment, scale, params_file)
+
+
+def check_params(params_file: Path = PARAMS_FILE) -> None:
+    """Validate all of params.yaml, every experiment at every scale, and the `scale:` switch (with $WMLIB_SCALE,
+    which `dvc repro` never sees); one ParamsError lists every problem. The pipeline's first stage runs this, so
+    that a typo stops `dvc repro` before any stage has deleted its outputs."""
+    raw, problems = _read_yaml(params_file), []
+    unknown = set(raw) - {"scale", *EXPERIMENTS}
+    if unknown:
+        problems.append(f"{params_file}: unknown top-level key(s) {sorted(unknown)}")
+    try:
+        scale = resolve_scale(None, params_file)
+        if os.environ.get("DVC_STAGE") and raw.get("scale") != scale:
+            problems.append(f"environment variable WMLIB_SCALE={scale} does not reach `dvc repro`, which runs the "
+                            f"scale in {params_file} ({raw.get('scale')}); run another scale with `make repro SCALE="
+                            f"{scale}` (a scratch workspace) instead")
+    except ParamsError as e:
+        problems.append(str(e))
+    for experiment in EXPERIMENTS:
+        for scale in SCALES:
+            try:
+                _validate(raw, experiment, scale, params_file)
+            except ParamsError as e:
+                problems.append(str(e))
+    if problems:
+        raise ParamsError("\n".join(problems))
+
+
+def _validate(raw: dict, experiment: str, scale: str, params_file: Path):
+    section = raw.get(experiment) or {}
     if scale not in section:
         raise ParamsError(f"{params_file}: missing key '{experiment}.{scale}'")
     # keys beside smoke/default/paper (doom.taus) apply to every scale
@@ -337,3 +368,19 @@ def _read_yaml(path: Path) -> dict:
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: expected a mapping at the top level")
     return raw
+
+
+if __name__ == "__main__":  # python -m wmlib.params [--stamp PATH]: the pipeline's first stage
+    import argparse
+    import sys
+    ap = argparse.ArgumentParser(description="Validate params.yaml: every experiment, every scale.")
+    ap.add_argument("--stamp", type=Path, help="on success, write this file (the stage's output every stage needs)")
+    args = ap.parse_args()
+    try:
+        check_params()
+    except ParamsError as e:
+        sys.exit(f"params.yaml is invalid; nothing was run:\n{e}")
+    if args.stamp:
+        args.stamp.parent.mkdir(parents=True, exist_ok=True)
+        args.stamp.write_text("params.yaml: every experiment valid at every scale\n")
+    print(f"{PARAMS_FILE}: every experiment valid at every scale ({', '.join(SCALES)})")

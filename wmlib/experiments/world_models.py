@@ -5,7 +5,7 @@ import torch
 
 from .. import training
 from ..data.rollouts import RolloutStore, load_frames
-from ..io import load_json, load_torch, save_json, save_torch
+from ..io import load_json, load_torch, save_csv, save_json, save_torch
 from ..models.vae import ConvVAE
 from . import Run
 
@@ -18,7 +18,7 @@ def train_vae(run: Run) -> tuple[ConvVAE, list[dict]]:
     vae, history = training.train_vae(frames, p, ckpt, run.params.seed, device=run.device)
     save_torch({"z_size": p.z_size, "model": vae.state_dict()}, run.data / "vae.pt")
     ckpt.unlink(missing_ok=True)
-    pd.DataFrame(history).to_csv(run.results / "vae_history.csv", index=False)
+    save_csv(pd.DataFrame(history), run.results / "vae_history.csv")
     last = history[-1]
     save_json({"frames": len(frames), "epochs": p.epochs, "steps": last["step"], "loss": last["loss"],
                "reconstruction": last["rec"], "kl": last["kl"], "seconds": last["seconds"],

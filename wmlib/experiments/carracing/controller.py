@@ -13,7 +13,7 @@ from ...device import resolve_device
 from ...envs.carracing import CARRACING_ACTION_SIZE, carracing_action, make_carracing
 from ...envs.seeds import episode_seeds
 from ...evaluation import run_episode
-from ...io import load_torch, save_json, save_torch
+from ...io import load_torch, save_csv, save_json, save_torch
 from ...models.mdnrnn import MDNRNN
 from ...models.vae import ConvVAE
 from . import Run
@@ -97,9 +97,9 @@ def train_controller(run: Run, variant: str):
                                     "early_stop": p.early_stop, "weights": _digest(shared)})
     save_torch({"variant": variant, "params": cma_run.best_params}, out / "controller.pt")
     history = pd.DataFrame(cma_run.history)
-    history.to_csv(run.results / f"cmaes_{variant}.csv", index=False)
+    save_csv(history, run.results / f"cmaes_{variant}.csv")
     evals = pd.DataFrame(cma_run.evaluations)
-    evals.to_csv(run.results / f"cmaes_{variant}_evaluations.csv", index=False)
+    save_csv(evals, run.results / f"cmaes_{variant}_evaluations.csv")
     save_json({"variant": variant, "parameters": dim, "generations": len(history),
                "episodes": len(history) * p.popsize * p.rollouts + len(evals) * p.eval_episodes,
                "env_steps": int(history.env_steps.sum() + evals.env_steps.sum()),

@@ -5,7 +5,7 @@ import pandas as pd
 from ...envs.carracing import make_carracing
 from ...envs.seeds import episode_seeds
 from ...evaluation import EvalResult, evaluate, run_episode
-from ...io import load_json
+from ...io import load_json, save_csv
 from ..world_models import compute_used
 from . import EXPERIMENT, METHODS, Run
 from .controller import _agent_weights, _controller_episode, build_agent, load_controller_params
@@ -70,5 +70,5 @@ def summary_rows(run: Run, results: dict[str, EvalResult]) -> pd.DataFrame:
                      "env_steps": steps, "paper_mean": paper_mean, "paper_std": paper_std, "scale": run.scale,
                      "train_episodes": episodes, "core_hours": round(core_hours, 2)})
     df = pd.DataFrame(rows)
-    df.to_csv(run.results / "summary.csv", index=False)
+    save_csv(df, run.results / "summary.csv")
     return df

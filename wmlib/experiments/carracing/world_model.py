@@ -7,7 +7,7 @@ import torch
 from ... import training
 from ...data.rollouts import RolloutStore
 from ...envs.carracing import CARRACING_ACTION_SIZE
-from ...io import atomic_path, load_torch, save_json, save_torch
+from ...io import atomic_path, load_torch, save_csv, save_json, save_torch
 from ...models.mdnrnn import MDNRNN, imagine
 from ...models.vae import ConvVAE
 from . import Run
@@ -45,7 +45,7 @@ def train_mdnrnn(run: Run) -> tuple[MDNRNN, list[dict]]:
     save_torch({"z_size": lat["mu"].shape[-1], "hidden": p.hidden, "mixtures": p.mixtures,
                 "model": model.state_dict()}, run.data / "mdnrnn.pt")
     ckpt.unlink(missing_ok=True)
-    pd.DataFrame(history).to_csv(run.results / "mdnrnn_history.csv", index=False)
+    save_csv(pd.DataFrame(history), run.results / "mdnrnn_history.csv")
     last = history[-1]
     save_json({"steps": last["step"], "nll": last["nll"], "seconds": last["seconds"],
                "sequence_steps_per_second": last["step"] * p.batch_size * p.seq_len / last["seconds"]},

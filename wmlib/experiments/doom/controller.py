@@ -17,7 +17,7 @@ from ...device import resolve_device
 from ...envs.seeds import episode_seeds
 from ...envs.takecover import MOVE_TO_ACTION, ResilientEnv, make_takecover
 from ...evaluation import EvalResult, run_episode
-from ...io import load_torch, save_json, save_torch
+from ...io import load_torch, save_csv, save_json, save_torch
 from ...models.dream import BatchedDream, linear_policy, quantize_action
 from ...models.vae import ConvVAE, frames_to_tensor
 from . import Run
@@ -90,8 +90,8 @@ def train_controller(run: Run, tau: float):
                                     "eval_episodes": p.eval_episodes})
     save_torch({"tau": tau, "params": cma_run.best_params}, out / "controller.pt")
     history, evals = pd.DataFrame(cma_run.history), pd.DataFrame(cma_run.evaluations)
-    history.to_csv(results / "cmaes.csv", index=False)
-    evals.to_csv(results / "cmaes_evaluations.csv", index=False)
+    save_csv(history, results / "cmaes.csv")
+    save_csv(evals, results / "cmaes_evaluations.csv")
     save_json({"tau": tau, "parameters": dim, "generations": len(history),
                "dream_episodes": len(history) * p.popsize * p.rollouts + len(evals) * p.eval_episodes,
                "dream_steps": int(history.dream_steps.sum() + evals.dream_steps.sum()),

@@ -6,7 +6,7 @@ import torch
 from ...envs.seeds import episode_seeds
 from ...envs.takecover import make_takecover
 from ...evaluation import EvalResult, run_episode
-from ...io import load_json, save_json
+from ...io import load_json, save_csv, save_json
 from ...models.dream import BatchedDream, linear_policy
 from ..world_models import compute_used, load_vae
 from . import EXPERIMENT, PAPER_RANDOM, PAPER_TABLE, Run
@@ -36,7 +36,7 @@ def temperature_table(run: Run, random: EvalResult) -> pd.DataFrame:
                  "real_std": random.std, "n": len(random.returns), "paper_dream_mean": None,
                  "paper_dream_std": None, "paper_real_mean": PAPER_RANDOM[0], "paper_real_std": PAPER_RANDOM[1]})
     df = pd.DataFrame(rows)
-    df.to_csv(run.results / "temperature_table.csv", index=False)
+    save_csv(df, run.results / "temperature_table.csv")
     return df
 
 
@@ -67,7 +67,7 @@ def cross_temperature(run: Run, dreams: int) -> pd.DataFrame:
         cols = {f"dream tau={t:g}": dream_scores(pool, shared, params, dreams, t, cap, seed=3 * 10**6).mean(1)
                 for t in taus}
     df = pd.DataFrame(cols, index=[f"C trained at tau={t:g}" for t in taus]).round(0)
-    df.to_csv(run.results / "cross_temperature.csv")
+    save_csv(df, run.results / "cross_temperature.csv", index=True)
     return df
 
 
@@ -82,7 +82,7 @@ def real_moves(run: Run, episodes: int) -> pd.DataFrame:
         rows[f"C trained at tau={t:g}"] = {"left": counts[2], "stay": counts[0], "right": counts[1]}
     env.close()
     df = pd.DataFrame(rows).T.round(2)
-    df.to_csv(run.results / "real_moves.csv")
+    save_csv(df, run.results / "real_moves.csv", index=True)
     return df
 
 
@@ -105,7 +105,7 @@ def summary_rows(run: Run, table: pd.DataFrame) -> pd.DataFrame:
             rows.append(_row(run, f"C trained in dream, tau={r.tau:g}", f"frames survived, {where}", mean, std, r.n,
                              rollouts["frames"], rollouts["episodes"], hours_tau, pm, ps))
     df = pd.DataFrame(rows)
-    df.to_csv(run.results / "summary.csv", index=False)
+    save_csv(df, run.results / "summary.csv")
     return df
 
 

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from ... import training
 from ...data.rollouts import INDEX, RolloutStore
 from ...envs.takecover import ACTION_TO_MOVE
-from ...io import atomic_path, load_json, load_torch, save_json, save_torch
+from ...io import atomic_path, load_json, load_torch, save_csv, save_json, save_torch
 from ...models.dream import BatchedDream, done_loss, quantize_action
 from ...models.mdnrnn import MDNRNN, mdn_nll
 from ...models.vae import ConvVAE
@@ -107,7 +107,7 @@ def train_mdnrnn(run: Run, progress: bool = True) -> tuple[MDNRNN, list[dict]]:
     save_torch({"z_size": model.z_size, "hidden": p.hidden, "mixtures": p.mixtures, "model": model.state_dict(),
                 "initial_mu": lat["mu"][first], "initial_logvar": lat["logvar"][first]}, run.data / "mdnrnn.pt")
     ckpt.unlink(missing_ok=True)
-    pd.DataFrame(history).to_csv(run.results / "mdnrnn_history.csv", index=False)
+    save_csv(pd.DataFrame(history), run.results / "mdnrnn_history.csv")
     last = history[-1]
     save_json({"steps": last["step"], "nll": last["nll"], "done_loss": last["done_loss"], "seconds": last["seconds"],
                "sequence_steps_per_second": last["step"] * p.batch_size * p.seq_len / last["seconds"]},

@@ -18,7 +18,7 @@ from ...data.replay import EpisodeBuffer
 from ...device import resolve_device
 from ...envs.mujoco_tasks import eval_seeds, make_env
 from ...evaluation import run_episodes, summarise
-from ...io import atomic_path, load_json, load_torch, save_json, save_torch
+from ...io import atomic_path, load_json, load_torch, save_csv, save_json, save_torch
 from ...models.latent_model import LatentModel
 from ...params import MujocoParams
 from .tdmpc import TDMPC, discount_for
@@ -137,7 +137,7 @@ def train_model_based(shared, job, method: str, make_agent, act, updates_due, se
     result = {"method": method, "task": task, "seed": seed, "variant": variant, "frames": state["step"] * ar,
               "episodes": state["episode"], "core_hours": state["core_seconds"] / 3600,
               **summarise(state["final_returns"]), **extras(agent, state)}
-    _write_csv(pd.DataFrame(state["curve"]), out / "curve.csv")
+    save_csv(pd.DataFrame(state["curve"]), out / "curve.csv")
     save_json(result, out / "eval.json")
     return result
 
@@ -199,7 +199,7 @@ def train_sac(shared, job) -> dict:
     final = summarise(state["final_returns"])
     result = {"method": "sac", "task": task, "seed": seed, "variant": "full", "frames": model.num_timesteps * ar,
               "episodes": int(model._episode_num), "core_hours": state["core_seconds"] / 3600, **final}
-    _write_csv(pd.DataFrame(state["curve"]), out / "curve.csv")
+    save_csv(pd.DataFrame(state["curve"]), out / "curve.csv")
     save_json(result, out / "eval.json")
     return result
 
@@ -215,8 +215,3 @@ def train_all(run, method: str) -> list[dict]:
         raise ValueError(f"method must be 'tdmpc' or 'sac', got {method!r}")
     with run.pool(trains=True) as pool:
         return pool.map(fn, jobs, shared=(p, run.data, run.results), desc=f"{method} runs")
-
-
-def _write_csv(df: pd.DataFrame, path: Path):
-    with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False)
