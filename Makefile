@@ -1,10 +1,16 @@
-# make repro: set up and rebuild every result (`dvc repro`, at the scale in params.yaml)
-# make test:  set up and run the tests (unit tests + every notebook under nbval at smoke scale)
-# make bench: set up and measure speed (results/benchmarks/)
+# make repro:             set up and rebuild every result at the committed scale (`dvc repro`)
+# make repro SCALE=smoke: the whole pipeline at another scale (smoke | paper) in a scratch workspace,
+#                         scratch/pipeline-SCALE/ (this checkout, uncommitted edits included, sharing the DVC cache):
+#                         nothing here changes; its results are under scratch/pipeline-SCALE/results/SCALE/
+# make test:              set up and run the tests (unit tests + every notebook under nbval at smoke scale)
+# make bench:             set up and measure speed (results/default/benchmarks/)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # dvc's stage commands call `python` and `papermill`: put the venv first on PATH
 RUN := PATH="$(abspath $(VENV))/bin:$$PATH"
+COMMITTED_SCALE := $(shell sed -n 's/^scale: *//p' params.yaml)
+SCALE ?= $(COMMITTED_SCALE)
+WORKSPACE := scratch/pipeline-$(SCALE)
 
 .PHONY: setup repro test bench
 
@@ -17,7 +23,15 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 repro: setup
+ifeq ($(SCALE),$(COMMITTED_SCALE))
 	$(RUN) dvc repro
+else
+	rm -rf $(WORKSPACE) && git worktree prune
+	ref=$$(git stash create) && git worktree add --detach $(WORKSPACE) $${ref:-HEAD}
+	cache=$$($(RUN) dvc cache dir) && cd $(WORKSPACE) && sed -i 's/^scale: .*/scale: $(SCALE)/' params.yaml \
+		&& $(RUN) dvc cache dir --local "$$cache" && $(RUN) dvc repro
+	@echo "the $(SCALE) pipeline's results: $(WORKSPACE)/results/$(SCALE)/"
+endif
 
 test: setup
 	WMLIB_SCALE=smoke $(RUN) python -m pytest --nbval-lax -p no:cacheprovider tests notebooks

@@ -1,0 +1,1 @@
+"""wmlib: World Models, Dreamer, TD-MPC and PETS replicated over one library; the README maps it."""
