@@ -2,7 +2,7 @@
 import pytest
 import yaml
 
-from wmlib.params import PARAMS_FILE, SCALES, ParamsError, load_params, resolve_scale
+from wmlib.params import PARAMS_FILE, SCALES, ParamsError, check_params, load_params, resolve_scale
 
 
 def write_params(tmp_path, mutate):
@@ -106,3 +106,30 @@ def test_unknown_dreamer_ablation_task_names_it(tmp_path):
         r["mujoco"]["smoke"]["dreamer"]["ablation_task"] = "dmc/hopper-hop"
     with pytest.raises(ParamsError, match="dmc/hopper-hop"):
         load_params("mujoco", "smoke", write_params(tmp_path, rename))
+
+
+def test_every_problem_in_every_scale_is_listed_at_once(tmp_path, monkeypatch):
+    monkeypatch.delenv("WMLIB_SCALE", raising=False)
+
+    def typos(r):
+        r["carracing"]["default"]["vae"]["batchsize"] = r["carracing"]["default"]["vae"].pop("batch_size")
+        r["doom"]["paper"]["controller"]["popsize"] = "64"
+        r["mujoco"].pop("smoke")
+        r["scale"] = "smok"
+    with pytest.raises(ParamsError) as e:
+        check_params(write_params(tmp_path, typos))
+    message = str(e.value)
+    for problem in ("scale must be one of smoke, default, paper, got 'smok'", "carracing.default.vae.batch_size",
+                    "carracing.default.vae.batchsize", "doom.paper.controller.popsize", "missing key 'mujoco.smoke'"):
+        assert problem in message
+    check_params(PARAMS_FILE)  # the repository's own passes
+
+
+def test_a_scale_set_in_the_environment_under_dvc_is_an_error(tmp_path, monkeypatch):
+    path = write_params(tmp_path, lambda r: r.update(scale="default"))
+    monkeypatch.setenv("WMLIB_SCALE", "smoke")
+    monkeypatch.setenv("DVC_STAGE", "params")
+    with pytest.raises(ParamsError, match="WMLIB_SCALE=smoke does not reach `dvc repro`"):
+        check_params(path)
+    monkeypatch.delenv("DVC_STAGE")
+    check_params(path)  # outside DVC the variable is how notebooks pick their scale
