@@ -54,7 +54,8 @@ def test_straight_through_categorical_has_one_hot_values_and_the_gradient_of_the
 def test_unimix_puts_a_floor_under_every_class():
     rssm = RSSM(action_dim=1, embed_dim=1, stoch=2, classes=4, latent="categorical", unimix=0.01)
     probs = rssm.dist(torch.tensor([[1e3, 0, 0, 0, 0, 0, 0, 0.0]])).base_dist.probs
-    assert probs.min().item() == pytest.approx(0.01 / 4) and probs.sum(-1).flatten().tolist() == pytest.approx([1.0, 1.0])
+    assert probs.min().item() == pytest.approx(0.01 / 4)
+    assert probs.sum(-1).flatten().tolist() == pytest.approx([1.0, 1.0])
 
 
 @pytest.mark.parametrize("latent", ["categorical", "gaussian"])

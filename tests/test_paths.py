@@ -73,7 +73,8 @@ class FakeKernel:
 @pytest.mark.parametrize("injected, error", [
     ('# Parameters\nscale = "smoke"\n', None),
     ('# Parameters\nscale = "smoke"\ntau = 1.15\n', None),
-    ('# Parameters\nscael = "smoke"\n', r"unknown notebook parameter\(s\) \['scael'\]: this notebook takes scale, tau")])
+    ('# Parameters\nscael = "smoke"\n',
+     r"unknown notebook parameter\(s\) \['scael'\]: this notebook takes scale, tau")])
 def test_papermill_parameters_the_notebook_does_not_declare_are_an_error(monkeypatch, injected, error):
     kernel = FakeKernel('scale = None  # "smoke" | "default" | "paper"\ntau = 1.0\n', injected, "run = setup(scale)")
     monkeypatch.setattr(IPython, "get_ipython", lambda: kernel)

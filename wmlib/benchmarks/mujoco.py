@@ -87,7 +87,8 @@ def markdown_table(result: dict) -> str:
         "| model updates/s (batch x horizon) |",
         "|---|---|---|---|---|---|",
         *rows,
-        f"| target ({result['scale']} size, CPU) | | <= {PLAN_TARGET_MS:.0f} ms: {latency_met} | | >= {ROOFLINE_TARGET:.0%}: "
+        f"| target ({result['scale']} size, CPU) | | <= {PLAN_TARGET_MS:.0f} ms: {latency_met} | "
+        f"| >= {ROOFLINE_TARGET:.0%}: "
         f"{roof_met} | |",
     ])
 

@@ -95,7 +95,8 @@ class ActorCritic(nn.Module):
         self.actor = Actor(features, action_dim, hidden, layers)
         self.critic = Critic(features, hidden, layers, two_hot, num_bins, bin_range)
         self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
-        self.gamma, self.lam, self.entropy_coef, self.slow_tau, self.grad_clip = gamma, lam, entropy_coef, slow_tau, grad_clip
+        self.gamma, self.lam, self.entropy_coef = gamma, lam, entropy_coef
+        self.slow_tau, self.grad_clip = slow_tau, grad_clip
         self.scale = ReturnScale() if return_norm else None
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=actor_lr, eps=1e-5)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=critic_lr, eps=1e-5)

@@ -31,7 +31,8 @@ class EpisodeBuffer:
         self.added += 1
 
     def sample(self, batch: int, horizon: int, generator=None):
-        """`batch` windows of `horizon` steps: obs [horizon + 1, B, *obs_shape], action [horizon, B, A], reward [horizon, B]."""
+        """`batch` windows of `horizon` steps: obs [horizon + 1, B, *obs_shape], action [horizon, B, A],
+        reward [horizon, B]."""
         if not len(self):
             raise ValueError("the replay buffer is empty")
         if horizon > self.length:

@@ -61,11 +61,13 @@ class RSSM(nn.Module):
             probs = logits.softmax(-1)
             if self.unimix:
                 probs = (1 - self.unimix) * probs + self.unimix / self.classes
-            return D.Independent(D.OneHotCategoricalStraightThrough(probs=probs, validate_args=False), 1, validate_args=False)
+            sample = D.OneHotCategoricalStraightThrough(probs=probs, validate_args=False)
+            return D.Independent(sample, 1, validate_args=False)
         mean, std = stats.chunk(2, -1)
         if self.latent == "deterministic":
             return D.Independent(D.Normal(mean, torch.ones_like(mean), validate_args=False), 1, validate_args=False)
-        return D.Independent(D.Normal(mean, F.softplus(std) + self.min_std, validate_args=False), 1, validate_args=False)
+        normal = D.Normal(mean, F.softplus(std) + self.min_std, validate_args=False)
+        return D.Independent(normal, 1, validate_args=False)
 
     def sample(self, stats: torch.Tensor, mode: bool = False) -> torch.Tensor:
         """z [..., stoch_size]: a reparameterised (straight-through) sample, or the mode / mean."""

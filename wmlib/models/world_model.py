@@ -87,7 +87,8 @@ class WorldModel(nn.Module):
             raise ValueError(f"observations must be vectors or 64x64x3 frames, got shape {tuple(obs_shape)}")
         self.rssm = RSSM(action_dim, embed, cfg.deter, cfg.hidden, cfg.stoch, cfg.classes, cfg.latent, cfg.unimix)
         feat = self.rssm.feature_size
-        self.decoder = ConvDecoder(feat, cfg.cnn_depth) if self.pixels else mlp(feat, cfg.hidden, obs_shape[0], cfg.layers)
+        self.decoder = (ConvDecoder(feat, cfg.cnn_depth) if self.pixels
+                        else mlp(feat, cfg.hidden, obs_shape[0], cfg.layers))
         self.reward_head = mlp(feat, cfg.hidden, cfg.num_bins if cfg.two_hot else 1, cfg.layers)
         self.continue_head = mlp(feat, cfg.hidden, 1, cfg.layers)
         self.register_buffer("bins", bins(cfg.num_bins, -cfg.bin_range, cfg.bin_range))

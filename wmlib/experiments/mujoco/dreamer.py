@@ -170,7 +170,8 @@ def train_dreamer(shared, job) -> dict:
     return train_model_based(
         shared, job, "dreamer", lambda device: make_agent(p, task, variant, device),
         act=lambda agent, obs, random_action: agent.explore(obs, random_action),
-        updates_due=lambda step, seed_steps, total: tp.updates * max(0, step - seed_steps) // max(1, total - seed_steps),
+        updates_due=lambda step, seed_steps, total:
+            tp.updates * max(0, step - seed_steps) // max(1, total - seed_steps),
         seq_len=tp.seq_len, train_params=tp, pixels=p.dreamer.pixels,
         extras=lambda agent, state: {"updates": state["updates"], "parameters": sum(agent.num_parameters().values())})
 

@@ -64,8 +64,8 @@ def train_model_based(shared, job, method: str, make_agent, act, updates_due, se
     `act(agent, obs, random_action)` (random_action is None once seeding is over) and updating until
     `updates_due(step, seed_steps, total)` updates are done (`make_agent(device)` builds the agent on the device
     that params `device` resolves to in this worker); episodes are stored whole, in a buffer on that device;
-    evaluation episodes every `eval_every` frames and at the end. Checkpoints to data/.../checkpoint.pt and resumes from there;
-    writes curve.csv and eval.json (the common fields, then `extras(agent, state)`) under results."""
+    evaluation episodes every `eval_every` frames and at the end. Checkpoints to data/.../checkpoint.pt and resumes
+    from there; writes curve.csv and eval.json (the common fields, then `extras(agent, state)`) under results."""
     p, data, results = shared
     task, seed, variant = job
     ar, budget, tp = p.tasks[task].action_repeat, p.budgets[task], train_params
@@ -77,7 +77,8 @@ def train_model_based(shared, job, method: str, make_agent, act, updates_due, se
     total, seed_steps = budget.frames // ar, max(tp.min_seed_steps, tp.seed_episodes * length)
     buffer = EpisodeBuffer(total + length, length, env.observation_space.shape, env.action_space.shape[0],
                            torch.uint8 if pixels else torch.float32, device)
-    ckpt, out = run_dir(data, method, task, seed, variant) / "checkpoint.pt", run_dir(results, method, task, seed, variant)
+    ckpt = run_dir(data, method, task, seed, variant) / "checkpoint.pt"
+    out = run_dir(results, method, task, seed, variant)
     state = {"step": 0, "episode": 0, "updates": 0, "curve": [], "core_seconds": 0.0}
     if ckpt.exists():
         saved = load_torch(ckpt)
