@@ -4,7 +4,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from wmlib.envs.carracing import carracing_action, make_carracing
+from wmlib.envs.carracing import TrackFollower, carracing_action, first_difference, make_carracing, rotate_like_pygame
 from wmlib.envs.seeds import SEED_RANGES, episode_seeds
 
 
@@ -33,3 +33,37 @@ def test_seed_ranges_are_disjoint():
         episode_seeds("test", 1)
     with pytest.raises(ValueError, match="overflow"):
         episode_seeds("rollouts", 10, offset=10**6)
+
+
+def sweep(env, t):  # steering sweeps, bursts of gas, braking
+    return np.array([np.sin(t / 20), 0.5 + 0.5 * np.sin(t / 50), 0.3 * max(0.0, np.sin(t / 70))], np.float32)
+
+
+def off_the_field(env, t):  # straight on: off the track, then out of the playfield (-100, terminated)
+    return np.array([0.0, 0.3, 0.0], np.float32)
+
+
+@pytest.mark.parametrize("seed, policy, max_steps, ends", [
+    (0, sweep, 400, "truncated"),
+    (1, off_the_field, 1000, "left the playfield"),
+    (2, TrackFollower(), 1500, "lap finished")])
+def test_fast_carracing_is_gymnasiums_bit_for_bit(seed, policy, max_steps, ends):
+    """Whole episodes of FastCarRacing and gymnasium's CarRacing-v3: every observation, reward, termination and
+    truncation equal, through the zoom-in, off-track driving, leaving the playfield and finishing a lap."""
+    differs, steps, info = first_difference(seed, policy, max_steps)
+    assert differs is None, f"step {differs} differs"
+    assert {"truncated": steps == max_steps and not info,
+            "left the playfield": info.get("lap_finished") is False,
+            "lap finished": info.get("lap_finished") is True}[ends], (steps, info)
+
+
+def test_rotation_matches_pygame_to_the_last_bit():
+    pygame = pytest.importorskip("pygame")
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(0, 300, 200), rng.normal(0, 300, 200)
+    quarter = np.pi / 2
+    for angle in [*rng.uniform(-20, 20, 50), 0.0, quarter, -quarter, np.pi, 3 * quarter, quarter + 5e-7,
+                  quarter + 2e-6, -1e-7, 2 * np.pi - 1e-7, -7 * quarter]:
+        rx, ry = rotate_like_pygame(x, y, angle)
+        expected = np.array([tuple(pygame.math.Vector2(a, b).rotate_rad(angle)) for a, b in zip(x, y)])
+        np.testing.assert_array_equal(np.stack([rx, ry], -1), expected)
