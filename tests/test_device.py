@@ -6,7 +6,6 @@ import torch
 
 from wmlib import training
 from wmlib.control.agent import WorldModelAgent
-from wmlib.control.controller import LinearController
 from wmlib.envs.carracing import carracing_action
 from wmlib.experiments import Run
 from wmlib.experiments.carracing.controller import build_agent
@@ -141,23 +140,23 @@ def test_world_models_carracing_agent_acts_on_the_device(device, variant):
     shared = {"variant": variant, "vae": {"z_size": 8, "model": ConvVAE(8).state_dict()}, "device": device}
     if variant == "full":
         shared["mdnrnn"] = {"z_size": 8, "hidden": 16, "mixtures": 2, "model": MDNRNN(8, 3, 16, 2).state_dict()}
-    params = np.random.default_rng(0).standard_normal(3 * (8 + (16 if variant == "full" else 0)) + 3)
-    agent = build_agent(shared, params)
-    assert agent.device.type == device and on(agent.vae, device) and on(agent.controller, device)
-    np.testing.assert_allclose(agent.controller.get_flat(), params.astype(np.float32))
-    frame = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    params = np.random.default_rng(0).standard_normal((2, 3 * (8 + (16 if variant == "full" else 0)) + 3))
+    agent = build_agent(shared)
+    agent.reset(params, [0, 1])
+    assert agent.device.type == device and on(agent.vae, device) and agent.weight.device.type == device
+    frames = np.random.default_rng(1).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
     for _ in range(2):
-        action = agent(frame)
-        assert isinstance(action, np.ndarray) and action.shape == (3,) and action.dtype == np.float32
-    if variant == "full":
-        assert all(s.device.type == device for s in agent.state)
+        actions = agent(frames)
+        assert isinstance(actions, np.ndarray) and actions.shape == (2, 3) and actions.dtype == np.float32
+    assert agent.h.device.type == device
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_world_models_agent_moves_c_and_m_to_vs_device(device):
-    agent = WorldModelAgent(ConvVAE(8).to(device), LinearController(8 + 16, 3), carracing_action, MDNRNN(8, 3, 16, 2))
-    assert on(agent.controller, device) and on(agent.mdnrnn, device)
-    assert agent(np.zeros((64, 64, 3), np.uint8)).shape == (3,)
+def test_world_models_agent_moves_m_to_vs_device(device):
+    agent = WorldModelAgent(ConvVAE(8).to(device), carracing_action, 3, MDNRNN(8, 3, 16, 2))
+    assert on(agent.mdnrnn, device)
+    agent.reset(np.zeros(agent.n_params), [0])
+    assert agent(np.zeros((1, 64, 64, 3), np.uint8)).shape == (1, 3)
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -65,6 +65,27 @@ def run_episode(env, policy, seed: int, early_stop: int = 0, record: bool = Fals
     return total, steps, (np.stack(frames) if record else None)
 
 
+def run_batch(envs, agent, params, seeds: list[int], early_stop: int = 0) -> list[tuple[float, int]]:
+    """len(seeds) episodes at once, one per env, of a batched agent (`agent.reset(params, seeds)`, then
+    `agent(obs (k, ...), rows) -> actions (k, ...)` for the k episodes still running); `early_stop` as in
+    `run_episode`. Returns (return, steps) per episode."""
+    obs = [env.reset(seed=s)[0] for env, s in zip(envs, seeds)]
+    agent.reset(params, seeds)
+    totals, steps, since_reward = [0.0] * len(seeds), [0] * len(seeds), [0] * len(seeds)
+    running = list(range(len(seeds)))
+    while running:
+        actions = agent(np.stack([obs[i] for i in running]), running)
+        still = []
+        for i, action in zip(running, actions):
+            obs[i], reward, terminated, truncated, _ = envs[i].step(action)
+            totals[i], steps[i] = totals[i] + float(reward), steps[i] + 1
+            since_reward[i] = 0 if reward > 0 else since_reward[i] + 1
+            if not (terminated or truncated or (early_stop > 0 and since_reward[i] >= early_stop)):
+                still.append(i)
+        running = still
+    return list(zip(totals, steps))
+
+
 def run_episodes(env, policy, seeds: list[int], method: str = "", reset=None) -> EvalResult:
     """One episode per seed on one env, in order (see `run_episode`)."""
     results = [run_episode(env, policy, s, reset=reset)[:2] for s in seeds]

@@ -70,6 +70,7 @@ class ControllerParams(_Strict):
     generations: int
     max_steps: int
     early_stop: int              # end a training episode after this many steps without reward (0 = never)
+    batch: int                   # episodes each worker steps at once, V, M and C batched over them
     eval_every: int              # evaluate the CMA-ES mean every n generations
     eval_episodes: int
 

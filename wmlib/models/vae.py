@@ -42,9 +42,10 @@ class ConvVAE(nn.Module):
 
 
 def frames_to_tensor(frames) -> torch.Tensor:
-    """uint8 frames (..., 64, 64, 3) -> float (..., 3, 64, 64) in [0, 1]."""
+    """uint8 frames (..., 64, 64, 3) -> float (..., 3, 64, 64) in [0, 1], contiguous: on the channels-last strides a
+    bare movedim leaves, the CPU convolutions run 3-4x slower (one frame: 5.6 ms against 1.9 ms)."""
     x = torch.as_tensor(frames)
-    return x.movedim(-1, -3).float().div_(255.0)
+    return x.movedim(-1, -3).contiguous().float().div_(255.0)
 
 
 def gaussian_kl(mu, logvar):

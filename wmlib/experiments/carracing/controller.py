@@ -12,7 +12,7 @@ from ...control.controller import LinearController
 from ...device import resolve_device
 from ...envs.carracing import CARRACING_ACTION_SIZE, carracing_action, make_carracing
 from ...envs.seeds import episode_seeds
-from ...evaluation import run_episode
+from ...evaluation import run_batch
 from ...io import load_torch, save_csv, save_json, save_torch
 from ...models.mdnrnn import MDNRNN
 from ...models.vae import ConvVAE
@@ -35,8 +35,8 @@ def _agent_weights(run: Run, variant: str) -> dict:
     return shared
 
 
-def build_agent(shared: dict, params) -> WorldModelAgent:
-    """V, M (full only) and C with flat `params`, on `shared["device"]` (default: the CPU)."""
+def build_agent(shared: dict) -> WorldModelAgent:
+    """V and M (full only) on `shared["device"]` (default: the CPU), for C's of the variant's size."""
     device = resolve_device(shared.get("device", "cpu"))
     vae = ConvVAE(shared["vae"]["z_size"]).to(device)
     vae.load_state_dict(shared["vae"]["model"])
@@ -45,23 +45,30 @@ def build_agent(shared: dict, params) -> WorldModelAgent:
         m = shared["mdnrnn"]
         mdnrnn = MDNRNN(m["z_size"], CARRACING_ACTION_SIZE, m["hidden"], m["mixtures"]).to(device)
         mdnrnn.load_state_dict(m["model"])
-    controller = make_controller(shared["variant"], vae.z_size, mdnrnn.hidden if mdnrnn else 0).to(device)
-    return WorldModelAgent(vae, controller.set_flat(params), carracing_action, mdnrnn)
+    return WorldModelAgent(vae, carracing_action, CARRACING_ACTION_SIZE, mdnrnn)
 
 
-_worker = {}  # this process's agent and env, rebuilt when the shared weights or episode length change
+_worker = {"envs": []}  # this process's agent and envs, rebuilt when the shared weights or episode length change
 
 
-def _controller_episode(shared, item):
-    """Worker task: item = (controller params, seed, max_steps, early_stop) -> (return, steps)."""
-    params, seed, max_steps, early_stop = item
+def _controller_episodes(shared, items):
+    """Worker task: items = [(controller params, seed, max_steps, early_stop)], one max_steps and early_stop,
+    stepped together by one batched agent -> [(return, steps)]."""
+    max_steps, early_stop = items[0][2], items[0][3]
     if _worker.get("shared") is not shared or _worker.get("max_steps") != max_steps:
-        _worker.update(shared=shared, max_steps=max_steps, agent=build_agent(shared, params),
-                       env=make_carracing(max_steps))
-    agent, env = _worker["agent"], _worker["env"]
-    agent.controller.set_flat(params)
-    ret, steps, _ = run_episode(env, agent, seed, early_stop)
-    return ret, steps
+        for env in _worker["envs"]:
+            env.close()
+        _worker.update(shared=shared, max_steps=max_steps, agent=build_agent(shared), envs=[])
+    envs = _worker["envs"]
+    envs += [make_carracing(max_steps) for _ in range(len(items) - len(envs))]
+    return run_batch(envs[:len(items)], _worker["agent"], np.stack([x for x, *_ in items]),
+                     [seed for _, seed, *_ in items], early_stop)
+
+
+def run_episodes_batched(pool, items: list, shared: dict, batch: int, **kwargs) -> list[tuple[float, int]]:
+    """Every (params, seed, max_steps, early_stop) item on the pool, `batch` episodes per task."""
+    chunks = [items[i:i + batch] for i in range(0, len(items), batch)]
+    return [r for chunk in pool.map(_controller_episodes, chunks, shared, **kwargs) for r in chunk]
 
 
 def train_controller(run: Run, variant: str):
@@ -77,7 +84,7 @@ def train_controller(run: Run, variant: str):
             start = time.monotonic()
             seeds = episode_seeds("train", p.rollouts, offset=(g - 1) * p.rollouts)
             items = [(x, s, p.max_steps, p.early_stop) for x in solutions for s in seeds]
-            res = pool.map(_controller_episode, items, shared, progress=False)
+            res = run_episodes_batched(pool, items, shared, p.batch, progress=False)
             returns = np.array([r for r, _ in res]).reshape(len(solutions), p.rollouts)
             return returns.mean(1), {"env_steps": int(sum(s for _, s in res)),
                                      "seconds": time.monotonic() - start}
@@ -85,7 +92,8 @@ def train_controller(run: Run, variant: str):
         def evaluate_mean(mean, g):
             start = time.monotonic()
             seeds = episode_seeds("train", p.eval_episodes, offset=5 * 10**8 + g * p.eval_episodes)
-            res = pool.map(_controller_episode, [(mean, s, p.max_steps, 0) for s in seeds], shared, progress=False)
+            res = run_episodes_batched(pool, [(mean, s, p.max_steps, 0) for s in seeds], shared, p.batch,
+                                       progress=False)
             returns = [r for r, _ in res]
             return {"mean": float(np.mean(returns)), "std": float(np.std(returns)),
                     "env_steps": int(sum(s for _, s in res)), "seconds": time.monotonic() - start}

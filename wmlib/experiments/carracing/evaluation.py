@@ -8,7 +8,7 @@ from ...evaluation import EvalResult, evaluate, run_episode
 from ...io import load_json, save_csv
 from ..world_models import compute_used
 from . import EXPERIMENT, METHODS, Run
-from .controller import _agent_weights, _controller_episode, build_agent, load_controller_params
+from .controller import _agent_weights, build_agent, load_controller_params, run_episodes_batched
 from .rollouts import _uniform
 
 
@@ -19,11 +19,6 @@ def _random_episode(shared, seed):
     return ret, steps
 
 
-def _agent_episode(shared, seed):
-    params, max_steps = shared["params"], shared["max_steps"]
-    return _controller_episode(shared, (params, seed, max_steps, 0))
-
-
 def evaluate_methods(run: Run) -> dict[str, EvalResult]:
     """Every method on the same `evaluation.episodes` new tracks; per-episode returns saved."""
     p = run.params.evaluation
@@ -31,22 +26,23 @@ def evaluate_methods(run: Run) -> dict[str, EvalResult]:
     with run.pool() as pool:
         for method in METHODS:
             if method == "random":
-                shared, fn = {"max_steps": p.max_steps}, _random_episode
+                results[method] = evaluate(pool, _random_episode, {"max_steps": p.max_steps}, method, p.episodes)
             else:
-                shared = {**_agent_weights(run, method), "params": load_controller_params(run, method),
-                          "max_steps": p.max_steps}
-                fn = _agent_episode
-            results[method] = evaluate(pool, fn, shared, method, p.episodes)
+                seeds, params = episode_seeds("eval", p.episodes), load_controller_params(run, method)
+                res = run_episodes_batched(pool, [(params, s, p.max_steps, 0) for s in seeds],
+                                           _agent_weights(run, method), run.params.controller.batch,
+                                           desc=f"evaluate {method}")
+                results[method] = EvalResult(method, seeds, [float(r) for r, _ in res], [int(n) for _, n in res])
             results[method].save(run.results / f"eval_{method}.json")
     return results
 
 
 def record_agent(run: Run, variant: str = "full") -> np.ndarray:
     """Frames (T, 64, 64, 3) of the trained agent on the first evaluation track."""
-    shared = _agent_weights(run, variant)
-    agent = build_agent(shared, load_controller_params(run, variant))
+    agent, seed = build_agent(_agent_weights(run, variant)), episode_seeds("eval", 1)[0]
     env = make_carracing(run.params.evaluation.gif_steps)
-    _, _, frames = run_episode(env, agent, episode_seeds("eval", 1)[0], record=True)
+    agent.reset(load_controller_params(run, variant), [seed])
+    _, _, frames = run_episode(env, lambda obs: agent(obs[None])[0], seed, record=True, reset=lambda: None)
     return frames
 
 
