@@ -83,3 +83,51 @@ def test_every_seed_repeats_zero_included(tmp_path):
                       progress=False) for i in range(2)]
     assert runs[0].history == runs[1].history
     assert np.array_equal(runs[0].es.mean, runs[1].es.mean)
+
+
+def phased(tmp_path, stops, fitness=sphere):
+    """One run of 12 generations split into phases ending at `stops`, each continuing the previous checkpoint."""
+    run, previous = None, None
+    for k, stop in enumerate(stops):
+        ckpt = tmp_path / f"phase-{k}.pkl"
+        run = run_cmaes(fitness, 4, popsize=6, sigma0=1.0, generations=12, checkpoint=ckpt, seed=2,
+                        evaluate=lambda m, g: {"mean": -float(np.sum((m - OPTIMUM) ** 2))}, eval_every=5,
+                        stop_at=stop, continues=previous, progress=False)
+        previous = ckpt
+    return run
+
+
+def test_phases_continuing_each_other_make_the_uninterrupted_run(tmp_path):
+    whole = run_cmaes(sphere, 4, popsize=6, sigma0=1.0, generations=12, checkpoint=tmp_path / "whole.pkl", seed=2,
+                      evaluate=lambda m, g: {"mean": -float(np.sum((m - OPTIMUM) ** 2))}, eval_every=5,
+                      progress=False)
+    run = phased(tmp_path, [4, 4, 9, 12])  # an empty phase included
+    assert run.history == whole.history
+    assert [e["generation"] for e in run.evaluations] == [5, 10, 12]  # the schedule ignores phase ends
+    assert run.evaluations == whole.evaluations
+    np.testing.assert_array_equal(run.es.mean, whole.es.mean)
+    np.testing.assert_array_equal(run.best_params, whole.best_params)
+    assert pickle.loads((tmp_path / "phase-0.pkl").read_bytes()).generation == 4  # a phase's file stays its own
+
+
+def test_a_phase_restarts_from_its_predecessor_when_that_changes(tmp_path):
+    phased(tmp_path, [4, 8])
+
+    def shifted(solutions, generation):  # the first phase rerun differently (another fitness)
+        return [-float(np.sum((x - OPTIMUM - 1) ** 2)) for x in solutions], {}
+
+    (tmp_path / "phase-0.pkl").unlink()
+    first = run_cmaes(shifted, 4, popsize=6, sigma0=1.0, generations=12, checkpoint=tmp_path / "phase-0.pkl",
+                      seed=2, stop_at=4, progress=False)
+    second = run_cmaes(shifted, 4, popsize=6, sigma0=1.0, generations=12, checkpoint=tmp_path / "phase-1.pkl",
+                       seed=2, stop_at=8, continues=tmp_path / "phase-0.pkl", progress=False)
+    assert second.history[:4] == first.history  # continued the new first phase, not its own stale file
+    assert second.generation == 8
+
+
+def test_a_phase_refuses_a_predecessor_of_another_configuration(tmp_path):
+    run_cmaes(sphere, 4, popsize=8, sigma0=1.0, generations=12, checkpoint=tmp_path / "a.pkl", seed=2, stop_at=2,
+              progress=False)
+    with pytest.raises(ValueError, match="a.pkl: written for another configuration"):
+        run_cmaes(sphere, 4, popsize=6, sigma0=1.0, generations=12, checkpoint=tmp_path / "b.pkl", seed=2,
+                  stop_at=4, continues=tmp_path / "a.pkl", progress=False)

@@ -3,6 +3,7 @@ import pytest
 import yaml
 
 from wmlib.params import PARAMS_FILE, SCALES, ParamsError, check_params, load_params, resolve_scale
+from wmlib.paths import ROOT
 
 
 def write_params(tmp_path, mutate):
@@ -133,3 +134,16 @@ def test_a_scale_set_in_the_environment_under_dvc_is_an_error(tmp_path, monkeypa
         check_params(path)
     monkeypatch.delenv("DVC_STAGE")
     check_params(path)  # outside DVC the variable is how notebooks pick their scale
+
+
+def test_carracing_cmaes_stages_are_the_phases_of_every_scale():
+    """dvc.yaml lists CarRacing's CMA-ES phases by hand (a stage each, chained by their checkpoints): they must be
+    1..controller.phases for both controllers, at every scale, with phase k after phase k - 1."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["carracing_cmaes"]["foreach"]
+    for scale in SCALES:
+        phases = load_params("carracing", scale).controller.phases
+        assert sorted(stages) == sorted(f"{v}-{k}" for v in ("full", "z_only") for k in range(1, phases + 1)), scale
+    for name, item in stages.items():
+        assert name == f"{item['variant']}-{item['phase']}"
+        previous = f"data/${{scale}}/carracing/cmaes/{item['variant']}-{item['phase'] - 1}.pkl"
+        assert item["after"] == (previous if item["phase"] > 1 else "results/${scale}/params.ok"), name

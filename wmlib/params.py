@@ -68,6 +68,7 @@ class ControllerParams(_Strict):
     rollouts: int                # episodes per candidate; fitness = mean return
     sigma0: float
     generations: int
+    phases: int                  # DVC stages the generations are split into (dvc.yaml's carracing_cmaes lists them)
     max_steps: int
     early_stop: int              # end a training episode after this many steps without reward (0 = never)
     batch: int                   # episodes each worker steps at once, V, M and C batched over them

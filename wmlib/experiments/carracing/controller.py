@@ -1,6 +1,14 @@
-"""Step 4: C, trained with CMA-ES in the real environment (full: [z, h]; z_only: the V-only ablation)."""
+"""Step 4: C, trained with CMA-ES in the real environment (full: [z, h]; z_only: the V-only ablation).
+
+CMA-ES runs in `controller.phases` phases, each a DVC stage of a few hours that continues the previous phase's
+checkpoint: `python -m wmlib.experiments.carracing.controller --scale default --variant full --phase 2`.
+Notebook 04 then finds every phase done (or, outside DVC, runs them) and writes C's weights and the curves.
+"""
+import argparse
 import hashlib
+import math
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,7 +24,7 @@ from ...evaluation import run_batch
 from ...io import load_torch, save_csv, save_json, save_torch
 from ...models.mdnrnn import MDNRNN
 from ...models.vae import ConvVAE
-from . import Run
+from . import Run, setup
 
 
 def make_controller(variant: str, z_size: int, hidden: int) -> LinearController:
@@ -66,19 +74,28 @@ def _controller_episodes(shared, items):
 
 
 def run_episodes_batched(pool, items: list, shared: dict, batch: int, **kwargs) -> list[tuple[float, int]]:
-    """Every (params, seed, max_steps, early_stop) item on the pool, `batch` episodes per task."""
+    """Every (params, seed, max_steps, early_stop) item on the pool, up to `batch` episodes per task (fewer when
+    that keeps every worker busy)."""
+    batch = max(1, min(batch, math.ceil(len(items) / pool.workers)))
     chunks = [items[i:i + batch] for i in range(0, len(items), batch)]
     return [r for chunk in pool.map(_controller_episodes, chunks, shared, **kwargs) for r in chunk]
 
 
-def train_controller(run: Run, variant: str):
-    """CMA-ES over C's weights; fitness = mean return over `rollouts` tracks, the same tracks for every
-    candidate of a generation. Checkpointed each generation in data/<scale>/carracing/controller_<variant>/."""
+def phase_checkpoint(run: Run, variant: str, phase: int) -> Path:
+    """data/<scale>/carracing/cmaes/<variant>-<phase>.pkl: CMA-ES after phase `phase` (a DVC output each)."""
+    return run.data / "cmaes" / f"{variant}-{phase}.pkl"
+
+
+def train_phase(run: Run, variant: str, phase: int):
+    """CMA-ES over C's weights up to generation ceil(phase / phases * generations), continuing phase - 1's
+    checkpoint; fitness = mean return over `rollouts` tracks, the same tracks for every candidate of a
+    generation. Checkpointed each generation: a killed phase resumes where it stopped."""
     p = run.params.controller
+    if not 1 <= phase <= p.phases:
+        raise ValueError(f"phase must be in 1..controller.phases={p.phases}, got {phase}")
     shared = _agent_weights(run, variant)
     dim = make_controller(variant, shared["vae"]["z_size"],
                           shared["mdnrnn"]["hidden"] if variant == "full" else 0).n_params
-    out = run.data / f"controller_{variant}"
     with run.pool() as pool:
         def fitness(solutions, g):
             start = time.monotonic()
@@ -98,17 +115,28 @@ def train_controller(run: Run, variant: str):
             return {"mean": float(np.mean(returns)), "std": float(np.std(returns)),
                     "env_steps": int(sum(s for _, s in res)), "seconds": time.monotonic() - start}
 
-        cma_run = run_cmaes(fitness, dim, popsize=p.popsize, sigma0=p.sigma0, generations=p.generations,
-                            checkpoint=out / "cmaes.pkl", seed=run.params.seed, evaluate=evaluate_mean,
-                            eval_every=p.eval_every,
-                            config={"variant": variant, "rollouts": p.rollouts, "max_steps": p.max_steps,
-                                    "early_stop": p.early_stop, "weights": _digest(shared)})
-    save_torch({"variant": variant, "params": cma_run.best_params}, out / "controller.pt")
+        return run_cmaes(fitness, dim, popsize=p.popsize, sigma0=p.sigma0, generations=p.generations,
+                         stop_at=math.ceil(phase * p.generations / p.phases),
+                         checkpoint=phase_checkpoint(run, variant, phase),
+                         continues=phase_checkpoint(run, variant, phase - 1) if phase > 1 else None,
+                         seed=run.params.seed, evaluate=evaluate_mean, eval_every=p.eval_every,
+                         config={"variant": variant, "rollouts": p.rollouts, "max_steps": p.max_steps,
+                                 "early_stop": p.early_stop, "weights": _digest(shared)})
+
+
+def train_controller(run: Run, variant: str):
+    """Every phase of CMA-ES (those already done are only loaded), then C's weights (the best-evaluated mean) in
+    data/<scale>/carracing/controller_<variant>.pt and the curves and totals in results/<scale>/carracing/."""
+    p = run.params.controller
+    for phase in range(1, p.phases + 1):
+        cma_run = train_phase(run, variant, phase)
+    dim = len(cma_run.best_params)
+    save_torch({"variant": variant, "params": cma_run.best_params}, run.data / f"controller_{variant}.pt")
     history = pd.DataFrame(cma_run.history)
     save_csv(history, run.results / f"cmaes_{variant}.csv")
     evals = pd.DataFrame(cma_run.evaluations)
     save_csv(evals, run.results / f"cmaes_{variant}_evaluations.csv")
-    save_json({"variant": variant, "parameters": dim, "generations": len(history),
+    save_json({"variant": variant, "parameters": dim, "generations": len(history), "phases": p.phases,
                "episodes": len(history) * p.popsize * p.rollouts + len(evals) * p.eval_episodes,
                "env_steps": int(history.env_steps.sum() + evals.env_steps.sum()),
                "seconds": float(history.seconds.sum() + evals.seconds.sum()),
@@ -118,7 +146,7 @@ def train_controller(run: Run, variant: str):
 
 
 def load_controller_params(run: Run, variant: str) -> np.ndarray:
-    return load_torch(run.data / f"controller_{variant}" / "controller.pt")["params"]
+    return load_torch(run.data / f"controller_{variant}.pt")["params"]
 
 
 def _digest(obj) -> str:
@@ -134,3 +162,18 @@ def _tensors(obj):
     elif isinstance(obj, dict):
         for k in sorted(obj):
             yield from _tensors(obj[k])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="One phase of CarRacing's CMA-ES (a DVC stage each).")
+    parser.add_argument("--scale", required=True)
+    parser.add_argument("--variant", required=True, choices=["full", "z_only"])
+    parser.add_argument("--phase", required=True, type=int)
+    args = parser.parse_args(argv)
+    cma_run = train_phase(setup(args.scale), args.variant, args.phase)
+    print(f"{args.variant}, phase {args.phase}: generation {cma_run.generation}, "
+          f"evaluations {[round(e['mean'], 1) for e in cma_run.evaluations]}")
+
+
+if __name__ == "__main__":
+    main()
