@@ -8,8 +8,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # dvc's stage commands call `python` and `papermill`: put the venv first on PATH
 RUN := PATH="$(abspath $(VENV))/bin:$$PATH"
-COMMITTED_SCALE := $(shell sed -n 's/^scale: *//p' params.yaml)
-SCALE ?= $(COMMITTED_SCALE)
+# the scale `dvc repro` runs in place (results/default and the README tables: wmlib.params.COMMITTED_SCALE)
+PARAMS_SCALE := $(shell sed -n 's/^scale: *//p' params.yaml)
+SCALE ?= $(PARAMS_SCALE)
 WORKSPACE := scratch/pipeline-$(SCALE)
 
 .PHONY: setup repro test bench
@@ -23,7 +24,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 repro: setup
-ifeq ($(SCALE),$(COMMITTED_SCALE))
+ifeq ($(SCALE),$(PARAMS_SCALE))
 	$(RUN) dvc repro
 else
 	rm -rf $(WORKSPACE) && git worktree prune

@@ -61,8 +61,13 @@ def run_episode(env, policy, seed: int, early_stop: int = 0, record: bool = Fals
         obs, reward, terminated, truncated, _ = env.step(policy(obs))
         total, steps = total + float(reward), steps + 1
         since_reward = 0 if reward > 0 else since_reward + 1
-        done = terminated or truncated or (early_stop > 0 and since_reward >= early_stop)
+        done = _episode_over(terminated, truncated, since_reward, early_stop)
     return total, steps, (np.stack(frames) if record else None)
+
+
+def _episode_over(terminated: bool, truncated: bool, since_reward: int, early_stop: int) -> bool:
+    """The env ended the episode, or (early_stop > 0) it went `early_stop` steps without positive reward."""
+    return terminated or truncated or (early_stop > 0 and since_reward >= early_stop)
 
 
 def run_batch(envs, agent, params, seeds: list[int], early_stop: int = 0) -> list[tuple[float, int]]:
@@ -80,7 +85,7 @@ def run_batch(envs, agent, params, seeds: list[int], early_stop: int = 0) -> lis
             obs[i], reward, terminated, truncated, _ = envs[i].step(action)
             totals[i], steps[i] = totals[i] + float(reward), steps[i] + 1
             since_reward[i] = 0 if reward > 0 else since_reward[i] + 1
-            if not (terminated or truncated or (early_stop > 0 and since_reward[i] >= early_stop)):
+            if not _episode_over(terminated, truncated, since_reward[i], early_stop):
                 still.append(i)
         running = still
     return list(zip(totals, steps))
