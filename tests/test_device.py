@@ -12,6 +12,7 @@ from wmlib.experiments.carracing.controller import build_agent
 from wmlib.experiments.carracing.world_model import dream
 from wmlib.experiments.carracing.world_model import load_mdnrnn as load_carracing_mdnrnn
 from wmlib.experiments.doom.controller import DoomAgent, _dream_task
+from wmlib.experiments.doom.params import DoomParams
 from wmlib.experiments.doom.world_model import dream_frames, load_mdnrnn, make_mdnrnn
 from wmlib.experiments.doom.world_model import train_mdnrnn as train_doom_mdnrnn
 from wmlib.experiments.world_models import load_vae
@@ -88,7 +89,7 @@ def test_world_models_mdnrnn_trains_on_the_device(device, tmp_path):
 @pytest.mark.parametrize("device", DEVICES)
 def test_world_models_doom_mdnrnn_trains_on_the_run_device(device, tmp_path):
     """Doom's M on the run's device, from an episode stream of 80 frames; then loaded back onto that device."""
-    run = Run("smoke", load_params("doom", "smoke"), tmp_path, tmp_path, torch.device(device))
+    run = Run("smoke", load_params(DoomParams, "smoke"), tmp_path, tmp_path, torch.device(device))
     rng, n = np.random.default_rng(0), 80
     restart, done = np.zeros(n, np.float32), np.zeros(n, np.float32)
     restart[[0, 40]], done[[39, 79]] = 1, 1
@@ -162,7 +163,7 @@ def test_world_models_agent_moves_m_to_vs_device(device):
 @pytest.mark.parametrize("device", DEVICES)
 def test_world_models_checkpoints_load_and_dream_on_the_device(device, tmp_path):
     """V and M saved from the device load onto the run's device; the dreams decoded there come back as numpy."""
-    run = Run("smoke", load_params("doom", "smoke"), tmp_path, tmp_path, torch.device(device))
+    run = Run("smoke", load_params(DoomParams, "smoke"), tmp_path, tmp_path, torch.device(device))
     vae, m = ConvVAE(Z).to(device), tiny_doom_m(device)
     save_torch({"z_size": Z, "model": vae.state_dict()}, tmp_path / "vae.pt")
     save_torch({"z_size": Z, "hidden": H, "mixtures": 3, "model": m.state_dict(),

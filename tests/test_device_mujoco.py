@@ -10,6 +10,7 @@ import torch
 from wmlib.data.replay import EpisodeBuffer
 from wmlib.device import resolve_device
 from wmlib.experiments.mujoco.dreamer import Dreamer
+from wmlib.experiments.mujoco.params import MujocoParams
 from wmlib.experiments.mujoco.tdmpc import TDMPC
 from wmlib.params import ParamsError, load_params
 
@@ -17,7 +18,7 @@ DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
 
 
 def smoke(**changes):
-    return load_params("mujoco", "smoke").model_copy(update=changes)
+    return load_params(MujocoParams, "smoke").model_copy(update=changes)
 
 
 def on(module, device) -> bool:
@@ -46,7 +47,7 @@ def test_params_reject_a_misspelled_device(tmp_path):
     raw["mujoco"]["smoke"]["device"] = "gpu"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     with pytest.raises(ParamsError, match=r"mujoco\.smoke\.device: String should match pattern"):
-        load_params("mujoco", "smoke", tmp_path / "params.yaml")
+        load_params(MujocoParams, "smoke", tmp_path / "params.yaml")
 
 
 # --- replay and planning -----------------------------------------------------------------------------------------
@@ -122,8 +123,8 @@ def test_dreamer_bf16_autocast_trains_the_world_model_in_float32_weights():
 @pytest.mark.parametrize("learner", ["tdmpc", "dreamer", "sac"])
 def test_a_smoke_training_job_runs_on_cuda(tmp_path, learner):
     from wmlib.experiments.mujoco.dreamer import train_dreamer
+    from wmlib.experiments.mujoco.params import BudgetParams
     from wmlib.experiments.mujoco.train import train_sac, train_tdmpc
-    from wmlib.params import BudgetParams
     task = "dmc/cartpole-swingup"
     p = smoke(device="cuda", budgets={task: BudgetParams(frames=800, eval_every=800)})
     shared = (p, tmp_path / "data", tmp_path / "results")

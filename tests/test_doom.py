@@ -11,6 +11,7 @@ import pytest
 from wmlib.data.rollouts import Episode, RolloutStore
 from wmlib.envs.takecover import ACTION_TO_MOVE, MOVE_TO_ACTION, HeldRandomPolicy, ResilientEnv, make_takecover
 from wmlib.experiments.doom import Run
+from wmlib.experiments.doom.params import DoomParams
 from wmlib.experiments.doom.world_model import encode_rollouts
 from wmlib.models.vae import ConvVAE
 from wmlib.params import load_params
@@ -96,7 +97,7 @@ def test_episode_that_keeps_crashing_fails_loudly():
 
 def test_episode_stream_marks_restarts_and_deaths(tmp_path):
     """Episodes laid end to end: restart = 1 on each first frame, done = 1 on a death, not on the cap."""
-    run = Run("smoke", load_params("doom", "smoke"), tmp_path, tmp_path)
+    run = Run("smoke", load_params(DoomParams, "smoke"), tmp_path, tmp_path)
     store = RolloutStore(tmp_path / "rollouts")
     rng = np.random.default_rng(0)
     lengths, entries, meta = (4, 6, 3), [], {"max_steps": 6}

@@ -145,8 +145,9 @@ def test_actor_gradient_flows_through_the_frozen_dynamics_into_the_actor_only():
 
 
 def _tiny_params():
+    from wmlib.experiments.mujoco.params import MujocoParams
     from wmlib.params import load_params
-    return load_params("mujoco", "smoke")
+    return load_params(MujocoParams, "smoke")
 
 
 def test_open_loop_predictions_depend_only_on_actions_already_taken():

@@ -2,7 +2,11 @@
 import pytest
 import yaml
 
-from wmlib.params import PARAMS_FILE, SCALES, ParamsError, check_params, load_params, resolve_scale
+from wmlib.experiments.carracing.params import CarRacingParams
+from wmlib.experiments.doom.params import DoomParams
+from wmlib.experiments.mujoco.params import MujocoParams
+from wmlib.experiments.params import check_params
+from wmlib.params import PARAMS_FILE, SCALES, ParamsError, load_params, resolve_scale
 from wmlib.paths import ROOT
 
 
@@ -16,15 +20,15 @@ def write_params(tmp_path, mutate):
 
 @pytest.mark.parametrize("scale", SCALES)
 def test_every_scale_of_the_repository_params_validates(scale):
-    p = load_params("carracing", scale)
+    p = load_params(CarRacingParams, scale)
     assert p.vae.z_size == 32 and p.mdnrnn.hidden == 256
-    d = load_params("doom", scale)
+    d = load_params(DoomParams, scale)
     assert d.vae.z_size == 64 and d.mdnrnn.hidden == 512
     assert d.taus == [0.10, 0.50, 1.00, 1.15, 1.30]  # the paper's temperature table, at every scale
 
 
 def test_paper_scale_uses_the_papers_hyperparameters():
-    p = load_params("carracing", "paper")
+    p = load_params(CarRacingParams, "paper")
     assert (p.controller.popsize, p.controller.rollouts, p.controller.sigma0) == (64, 16, 0.1)
     assert (p.vae.batch_size, p.vae.lr, p.vae.kl_tolerance) == (100, 1e-4, 0.5)
     assert (p.mdnrnn.mixtures, p.mdnrnn.seq_len, p.mdnrnn.lr, p.mdnrnn.grad_clip) == (5, 999, 1e-3, 1.0)
@@ -32,7 +36,7 @@ def test_paper_scale_uses_the_papers_hyperparameters():
 
 
 def test_doom_paper_scale_uses_the_papers_hyperparameters():
-    p = load_params("doom", "paper")
+    p = load_params(DoomParams, "paper")
     assert (p.controller.popsize, p.controller.rollouts, p.controller.sigma0, p.controller.max_steps) \
         == (64, 16, 0.1, 2100)
     assert (p.mdnrnn.batch_size, p.mdnrnn.seq_len, p.mdnrnn.done_weight, p.mdnrnn.lr, p.mdnrnn.lr_min) \
@@ -43,29 +47,29 @@ def test_doom_paper_scale_uses_the_papers_hyperparameters():
 def test_misspelled_key_is_named(tmp_path):
     path = write_params(tmp_path, lambda r: r["carracing"]["smoke"]["vae"].update(lr_rate=1.0))
     with pytest.raises(ParamsError, match=r"carracing\.smoke\.vae\.lr_rate: Extra inputs are not permitted"):
-        load_params("carracing", "smoke", path)
+        load_params(CarRacingParams, "smoke", path)
 
 
 def test_missing_key_is_named(tmp_path):
     path = write_params(tmp_path, lambda r: r["carracing"]["smoke"]["controller"].pop("popsize"))
     with pytest.raises(ParamsError, match=r"carracing\.smoke\.controller\.popsize: Field required"):
-        load_params("carracing", "smoke", path)
+        load_params(CarRacingParams, "smoke", path)
 
 
 def test_ill_typed_value_is_named(tmp_path):
     # YAML 1.1 reads 1e-4 (no dot) as a string: the classic trap
     path = write_params(tmp_path, lambda r: r["carracing"]["smoke"]["vae"].update(lr="1e-4"))
     with pytest.raises(ParamsError, match=r"carracing\.smoke\.vae\.lr: .*got '1e-4'"):
-        load_params("carracing", "smoke", path)
+        load_params(CarRacingParams, "smoke", path)
     path = write_params(tmp_path, lambda r: r["carracing"]["smoke"]["rollouts"].update(episodes=2.5))
     with pytest.raises(ParamsError, match=r"carracing\.smoke\.rollouts\.episodes"):
-        load_params("carracing", "smoke", path)
+        load_params(CarRacingParams, "smoke", path)
 
 
 def test_unknown_top_level_key_is_named(tmp_path):
     path = write_params(tmp_path, lambda r: r.update(carracin={}))
-    with pytest.raises(ParamsError, match="carracin"):
-        load_params("carracing", "smoke", path)
+    with pytest.raises(ParamsError, match=r"unknown top-level key\(s\) \['carracin'\]"):
+        check_params(path)
 
 
 def test_scale_precedence(tmp_path, monkeypatch):
@@ -92,21 +96,21 @@ def test_unknown_task_in_budgets_names_it(tmp_path):
         budgets = r["mujoco"]["smoke"]["budgets"]
         budgets["dmc/walker-run"] = budgets.pop("dmc/walker-walk")
     with pytest.raises(ParamsError, match="dmc/walker-run"):
-        load_params("mujoco", "smoke", write_params(tmp_path, rename))
+        load_params(MujocoParams, "smoke", write_params(tmp_path, rename))
 
 
 def test_unknown_dreamer_ablation_names_it(tmp_path):
     def add(r):
         r["mujoco"]["smoke"]["dreamer"]["ablations"].append("no_reward")
     with pytest.raises(ParamsError, match="no_reward"):
-        load_params("mujoco", "smoke", write_params(tmp_path, add))
+        load_params(MujocoParams, "smoke", write_params(tmp_path, add))
 
 
 def test_unknown_dreamer_ablation_task_names_it(tmp_path):
     def rename(r):
         r["mujoco"]["smoke"]["dreamer"]["ablation_task"] = "dmc/hopper-hop"
     with pytest.raises(ParamsError, match="dmc/hopper-hop"):
-        load_params("mujoco", "smoke", write_params(tmp_path, rename))
+        load_params(MujocoParams, "smoke", write_params(tmp_path, rename))
 
 
 def test_every_problem_in_every_scale_is_listed_at_once(tmp_path, monkeypatch):
@@ -141,7 +145,7 @@ def test_carracing_cmaes_stages_are_the_phases_of_every_scale():
     1..controller.phases for both controllers, at every scale, with phase k after phase k - 1."""
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["carracing_cmaes"]["foreach"]
     for scale in SCALES:
-        phases = load_params("carracing", scale).controller.phases
+        phases = load_params(CarRacingParams, scale).controller.phases
         assert sorted(stages) == sorted(f"{v}-{k}" for v in ("full", "z_only") for k in range(1, phases + 1)), scale
     for name, item in stages.items():
         assert name == f"{item['variant']}-{item['phase']}"

@@ -6,6 +6,7 @@ import pytest
 
 from wmlib import paths
 from wmlib.experiments import Run, check_papermill_parameters
+from wmlib.experiments.carracing.params import CarRacingParams
 from wmlib.io import save_csv, save_json
 
 
@@ -58,11 +59,11 @@ def test_a_run_outside_dvc_works_in_scratch(root, monkeypatch):
     import wmlib.experiments as experiments
     monkeypatch.setattr(experiments, "data_dir", lambda scale, e: root / "data" / scale / e)
     monkeypatch.setattr(experiments, "results_dir", lambda scale, e: root / "results" / scale / e)
-    run = Run.setup("carracing", "smoke")
+    run = Run.setup(CarRacingParams, "smoke")
     assert run.data == root / "scratch" / "data" / "smoke" / "carracing"
     assert run.results == root / "scratch" / "results" / "smoke" / "carracing"
     monkeypatch.setenv("DVC_STAGE", "carracing_vae")
-    assert Run.setup("carracing", "smoke").data == root / "data" / "smoke" / "carracing"
+    assert Run.setup(CarRacingParams, "smoke").data == root / "data" / "smoke" / "carracing"
 
 
 class FakeKernel:

@@ -2,9 +2,8 @@
 import pytest
 import torch
 
-from wmlib.control.planners import plan, shift
+from wmlib.control.planners import PlannerParams, plan, shift
 from wmlib.experiments.mujoco.lqr import LinearQuadratic
-from wmlib.params import PlannerParams
 
 TDMPC2 = {"horizon": 3, "iterations": 6, "samples": 512, "policy_samples": 24, "elites": 64, "temperature": 0.5,
           "min_std": 0.05, "max_std": 2.0}  # TD-MPC2's planner

@@ -13,10 +13,11 @@ VAE_STAGE = textwrap.dedent("""
     from wmlib.experiments.carracing import Run
     from wmlib.experiments.carracing.world_model import encode_rollouts
     from wmlib.experiments.world_models import train_vae
+    from wmlib.experiments.carracing.params import CarRacingParams
     from wmlib.params import load_params
 
     root = Path(sys.argv[1])
-    run = Run("smoke", load_params("carracing", "smoke"), root / "data", root / "results")
+    run = Run("smoke", load_params(CarRacingParams, "smoke"), root / "data", root / "results")
     run.data.mkdir(parents=True), run.results.mkdir(parents=True)
     store, rng, meta = RolloutStore(run.data / "rollouts"), np.random.default_rng(0), {"policy": "brownian"}
     entries = [store.write(Episode(s, rng.integers(0, 256, (20, 64, 64, 3), dtype=np.uint8),

@@ -10,15 +10,16 @@ import numpy as np
 import pytest
 import torch
 
+from wmlib.experiments.mujoco.params import BudgetParams, MujocoParams
 from wmlib.io import load_torch
-from wmlib.params import BudgetParams, load_params
+from wmlib.params import load_params
 
 TASK = "dmc/cartpole-swingup"  # 25 agent steps per smoke episode (200 frames at action repeat 8)
 
 
 def smoke_params(frames=800, eval_every=200):
     """Smoke TD-MPC/Dreamer with a checkpoint after every episode; TD-MPC's first falls in its 50 seed steps."""
-    p = load_params("mujoco", "smoke")
+    p = load_params(MujocoParams, "smoke")
     return p.model_copy(update={"budgets": {TASK: BudgetParams(frames=frames, eval_every=eval_every)}})
 
 
@@ -123,8 +124,9 @@ KILL_SCRIPT = textwrap.dedent("""
         print("steps trained:", len(steps))
     else:
         from wmlib.experiments.mujoco import train
-        from wmlib.params import BudgetParams, load_params
-        p = load_params("mujoco", "smoke")
+        from wmlib.experiments.mujoco.params import BudgetParams, MujocoParams
+        from wmlib.params import load_params
+        p = load_params(MujocoParams, "smoke")
         p = p.model_copy(update={"budgets": {"dmc/cartpole-swingup": BudgetParams(frames=800, eval_every=200)}})
         kill_on(train, "save_torch")  # killed as it writes checkpoint `kill_at`
         steps = count(train.TDMPC, "update")

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from wmlib.data.replay import EpisodeBuffer
 from wmlib.envs.mujoco_tasks import ActionRepeat, gym_id, make_env
+from wmlib.experiments.mujoco.params import MujocoParams
 from wmlib.experiments.mujoco.tdmpc import TDMPC, discount_for
 from wmlib.models.latent_model import EnsembleLinear, LatentModel, Mish, SimNorm
 from wmlib.models.twohot import bins, symexp, symlog, two_hot, two_hot_decode, two_hot_loss
@@ -71,13 +72,13 @@ def test_ensemble_linear_equals_separate_layers():
 
 
 def test_paper_model_has_tdmpc2s_5m_parameters():
-    p = load_params("mujoco", "paper")
+    p = load_params(MujocoParams, "paper")
     m = LatentModel(24, 6, **p.paper_model.model_dump())  # walker-walk's dimensions
     assert 4.5e6 < m.num_parameters() < 5.5e6
 
 
 def test_td_target_against_a_direct_computation():
-    p = load_params("mujoco", "smoke")
+    p = load_params(MujocoParams, "smoke")
     agent = TDMPC(5, 1, p, discount=0.9)
     z, r = agent.model.encode(torch.randn(4, 5)), torch.randn(4)
     torch.manual_seed(3)
@@ -90,7 +91,7 @@ def test_td_target_against_a_direct_computation():
 
 
 def test_update_moves_target_qs_by_tau():
-    p = load_params("mujoco", "smoke")
+    p = load_params(MujocoParams, "smoke")
     agent = TDMPC(5, 1, p, discount=0.9)
     before = [t.clone() for t in agent.model._target_qs.parameters()]
     agent.update(torch.randn(4, 8, 5), torch.rand(3, 8, 1) * 2 - 1, torch.randn(3, 8))

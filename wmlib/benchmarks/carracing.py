@@ -16,6 +16,7 @@ from .. import training
 from ..control.agent import WorldModelAgent
 from ..envs.carracing import FAST_ID, TrackFollower, carracing_action, first_difference, make_carracing
 from ..envs.seeds import episode_seeds
+from ..experiments.carracing.params import CarRacingParams
 from ..experiments.carracing.rollouts import _rollout_task
 from ..models.mdnrnn import MDNRNN
 from ..models.vae import ConvVAE
@@ -155,7 +156,7 @@ def main(scale: str):
     """The sizes timed are the same at every scale; `scale` labels the result and says where to write it."""
     threads = torch.get_num_threads()
     result = {"scale": scale, "machine": machine()}
-    batch = load_params("carracing", scale).controller.batch
+    batch = load_params(CarRacingParams, scale).controller.batch
     result["agent_overhead"] = {str(b): agent_overhead(b) for b in (1, batch)}
     result["env"] = env_speed()
     single, batched = result["agent_overhead"]["1"], list(result["agent_overhead"].values())[-1]

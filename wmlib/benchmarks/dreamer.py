@@ -8,6 +8,7 @@ where there is one (paper size in float32 and with the paper scale's bf16 autoca
 import torch
 
 from ..experiments.mujoco.dreamer import Dreamer
+from ..experiments.mujoco.params import MujocoParams
 from ..params import load_params
 from . import WALKER_DIMS, gpu_devices, machine, parse_scale, timed, write
 
@@ -67,7 +68,7 @@ def markdown_table(result: dict) -> str:
 
 def main(scale: str):
     """Dreamer at `scale`'s size and at the paper size."""
-    run, paper = load_params("mujoco", scale), load_params("mujoco", "paper").dreamer
+    run, paper = load_params(MujocoParams, scale), load_params(MujocoParams, "paper").dreamer
     updates = run.benchmark.updates
     fp32 = {scale: _float32(run.dreamer), "paper": _float32(paper)}
     sizes = {f"{scale} cpu": dreamer_throughput(fp32[scale], updates),

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..experiments.mujoco.params import MujocoParams
 from ..experiments.mujoco.tdmpc import TDMPC
 from ..params import load_params
 from . import WALKER_DIMS, gpu_devices, machine, parse_scale, timed, write
@@ -95,7 +96,7 @@ def markdown_table(result: dict) -> str:
 
 def main(scale: str):
     """TD-MPC at `scale`'s model size and at TD-MPC2's 5M-parameter size."""
-    params = load_params("mujoco", scale)
+    params = load_params(MujocoParams, scale)
     b = params.benchmark
     result = {"scale": scale, "machine": machine(),
               "planner": f"{params.planner.samples} + {params.planner.policy_samples} prior x "

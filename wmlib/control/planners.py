@@ -15,9 +15,44 @@ must live on that device too.
 
 `model` needs: next(z, a) -> z', reward(z, a) -> [N], value(z) -> [N], pi(z) -> a distribution over actions.
 """
-import torch
+from typing import Literal
 
-from ..params import PlannerParams
+import torch
+from pydantic import model_validator
+
+from ..params import StrictParams
+
+
+class PlannerParams(StrictParams):
+    """A sampling planner's settings (wmlib.control.planners): the TD-MPC agent's, and the planner study's."""
+    horizon: int
+    iterations: int
+    samples: int                 # Gaussian sequences per iteration
+    policy_samples: int          # sequences proposed by the policy prior (none if use_prior is false)
+    elites: int
+    temperature: float           # MPPI: softmax(temperature * score) over the elites
+    min_std: float
+    max_std: float
+    method: Literal["mppi", "cem", "shooting"] = "mppi"
+    use_prior: bool = True
+
+    @model_validator(mode="after")
+    def _sizes(self):
+        for name in ("horizon", "iterations", "samples", "elites"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.elites > self.samples + self.policy_samples:
+            raise ValueError(f"elites ({self.elites}) exceed samples + policy_samples")
+        return self
+
+    @property
+    def evaluations(self) -> int:
+        """Action sequences scored per planning call (each costs `horizon` model steps)."""
+        return (self.samples + self.policy_samples) * self.iterations
+
+    def replace(self, **changes) -> "PlannerParams":
+        """A validated copy with `changes` applied (the planner study's method and prior switches)."""
+        return type(self).model_validate({**self.model_dump(), **changes})
 
 
 def rollout_returns(model, z, actions, discount: float):
@@ -43,7 +78,7 @@ def policy_proposals(model, z, n: int, horizon: int):
 
 @torch.inference_mode()
 def plan(model, z, cfg: PlannerParams, action_dim: int, discount: float, prev_mean=None, generator=None):
-    """Plan from latent z [latent] with the settings `cfg` (wmlib.params.PlannerParams), rewards discounted by
+    """Plan from latent z [latent] with the settings `cfg` (PlannerParams), rewards discounted by
     `discount` per step. Returns (action [A], mean [H, A], std [H, A]); `mean` shifted by one step warm-starts
     the next call (`prev_mean`)."""
     H, A = cfg.horizon, action_dim

@@ -8,7 +8,7 @@ from pydantic import BaseModel
 
 from ..device import resolve_device
 from ..parallel import WorkerPool
-from ..params import load_params, resolve_scale
+from ..params import StrictParams, load_params, resolve_scale
 from ..paths import data_dir, results_dir, scratch_view, writes_pipeline_outputs
 
 
@@ -28,13 +28,14 @@ class Run:
         return WorkerPool.from_params(self.params.parallel, gpus)
 
     @classmethod
-    def setup(cls, experiment: str, scale: str | None = None):
-        """Check a notebook's papermill parameters, resolve the scale and the device, load the parameters, create
-        the folders (the pipeline's under DVC, else their view in scratch/: wmlib.paths), seed torch."""
+    def setup(cls, schema: type[StrictParams], scale: str | None = None):
+        """Check a notebook's papermill parameters, resolve the scale and the device, load the experiment's
+        parameters (`schema`, its section of params.yaml), create the folders (the pipeline's under DVC, else their
+        view in scratch/: wmlib.paths), seed torch."""
         check_papermill_parameters()
         scale = resolve_scale(scale)
-        params = load_params(experiment, scale)
-        data, results = data_dir(scale, experiment), results_dir(scale, experiment)
+        params = load_params(schema, scale)
+        data, results = data_dir(scale, schema.section), results_dir(scale, schema.section)
         if not writes_pipeline_outputs():
             data, results = scratch_view(data), scratch_view(results)
         run = cls(scale, params, data, results, resolve_device(params.device))

@@ -6,8 +6,9 @@
     evaluation    5. scores on new tracks, summary rows, compute used
 """
 from .. import Run
+from .params import CarRacingParams
 
-EXPERIMENT = "carracing"
+EXPERIMENT = CarRacingParams.section
 METHODS = {  # method key -> (label in tables, paper Table 1 mean, std)
     "full": ("V+M+C (z, h)", 906.0, 21.0),
     "z_only": ("V only (z)", 632.0, 251.0),
@@ -16,5 +17,5 @@ METHODS = {  # method key -> (label in tables, paper Table 1 mean, std)
 
 
 def setup(scale: str | None = None) -> Run:
-    return Run.setup(EXPERIMENT, scale)
+    return Run.setup(CarRacingParams, scale)
 

@@ -10,8 +10,9 @@
 from pathlib import Path
 
 from .. import Run as _Run
+from .params import DoomParams
 
-EXPERIMENT = "doom"
+EXPERIMENT = DoomParams.section
 PAPER_TABLE = {  # tau -> (dream mean, std, real mean, std); paper Table 2, frames survived over 100 trials
     0.10: (2086.0, 140.0, 193.0, 58.0),
     0.50: (2060.0, 277.0, 196.0, 50.0),
@@ -32,5 +33,5 @@ class Run(_Run):
 
 
 def setup(scale: str | None = None) -> Run:
-    return Run.setup(EXPERIMENT, scale)
+    return Run.setup(DoomParams, scale)
 

@@ -12,9 +12,10 @@ The tasks are in wmlib.envs.mujoco_tasks, the replay buffer in wmlib.data.replay
 wmlib.evaluation.
 """
 from .. import Run
+from .params import MujocoParams
 
-EXPERIMENT = "mujoco"
+EXPERIMENT = MujocoParams.section
 
 
 def setup(scale: str | None = None) -> Run:
-    return Run.setup(EXPERIMENT, scale)
+    return Run.setup(MujocoParams, scale)

@@ -15,7 +15,7 @@ from ...device import autocast
 from ...envs.mujoco_tasks import make_env
 from ...io import load_torch
 from ...models.world_model import WorldModel, WorldModelConfig
-from ...params import DreamerParams, MujocoParams
+from .params import DreamerParams, MujocoParams
 from .train import run_dir, train_model_based
 
 # The switches that differ between the papers (defaults of WorldModelConfig are v3's), plus discount and

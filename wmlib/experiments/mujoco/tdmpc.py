@@ -7,9 +7,9 @@
 import torch
 import torch.nn.functional as F
 
-from ...control.planners import plan, shift
+from ...control.planners import PlannerParams, plan, shift
 from ...models.latent_model import LatentModel
-from ...params import MujocoParams, PlannerParams
+from .params import MujocoParams
 
 
 def discount_for(episode_steps: int) -> float:

@@ -20,7 +20,7 @@ from ...envs.mujoco_tasks import eval_seeds, make_env
 from ...evaluation import run_episodes, summarise
 from ...io import atomic_path, load_json, load_torch, save_csv, save_json, save_torch
 from ...models.latent_model import LatentModel
-from ...params import MujocoParams
+from .params import MujocoParams
 from .tdmpc import TDMPC, discount_for
 
 ABLATIONS = {"no_simnorm": {"simnorm": False}, "no_two_hot": {"two_hot": False}}
