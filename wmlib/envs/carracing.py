@@ -26,6 +26,7 @@ class FastCarRacing(car_racing.CarRacing):
                         for dx, dy in ((car_racing.GRASS_DIM, 0), (0, 0), (0, car_racing.GRASS_DIM),
                                        (car_racing.GRASS_DIM, car_racing.GRASS_DIM))]
                        for x in range(-20, 20, 2) for y in range(-20, 20, 2)], dtype=np.float64)
+    _FIELD = car_racing.PLAYFIELD * np.array([[(1, 1), (1, -1), (-1, -1), (-1, 1)]], dtype=np.float64)  # background
 
     def _render_road(self, zoom, translation, angle):
         if getattr(self, "_road_of", None) is not self.road_poly or len(self._polys) != len(self._GRASS) + len(
@@ -35,9 +36,7 @@ class FastCarRacing(car_racing.CarRacing):
             self._road_of = self.road_poly
             road = np.array([[p[:2] for p in poly] for poly, _ in self.road_poly], dtype=np.float64)
             self._polys = np.concatenate([self._GRASS, road.reshape(-1, 4, 2)])
-        b = car_racing.PLAYFIELD
-        field = np.array([[(b, b), (b, -b), (-b, -b), (-b, b)]], dtype=np.float64)
-        x, y = self._screen(field, zoom, translation, angle)
+        x, y = self._screen(self._FIELD, zoom, translation, angle)
         if covers_screen(x, y):
             self.surf.fill(self.bg_color)  # what filling a polygon larger than the screen gives, ten times faster
         else:
