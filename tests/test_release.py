@@ -156,3 +156,14 @@ def test_a_changed_file_fails_the_hash_check(tmp_path, cr_weights):
 def test_unknown_agent_lists_the_known_ones(cr_weights):
     with pytest.raises(ValueError, match="unknown carracing agent 'tau=0.5': the weights hold full, z_only"):
         play.main(["carracing", "--weights", str(cr_weights), "--agent", "tau=0.5"])
+
+
+def test_producing_stage_reads_dvc_lock(tmp_path):
+    from wmlib.paths import ROOT
+    lock = tmp_path / "dvc.lock"
+    lock.write_text("schema: '2.0'\nstages:\n  carracing_vae:\n    outs:\n    - path: data/default/carracing/vae.pt\n"
+                    "  doom_controller@0.5:\n    outs:\n    - path: data/default/doom/taus/0.5\n")
+    assert release.producing_stage(ROOT / "data/default/carracing/vae.pt", lock) == "carracing_vae"
+    assert release.producing_stage(ROOT / "scratch/data/default/doom/taus/0.5/controller.pt", lock) == \
+        "doom_controller@0.5"  # a folder output, seen through scratch/
+    assert release.producing_stage(ROOT / "data/default/carracing/mdnrnn.pt", lock) is None

@@ -96,14 +96,13 @@ def save_weights(tensors: dict[str, torch.Tensor], path: Path, meta: dict, dtype
 
 
 def producing_stage(path: Path, lock: Path = ROOT / "dvc.lock") -> str | None:
-    """The stage in dvc.lock whose output is `path` or a folder holding it; None if no stage lists it."""
-    if not lock.exists():
-        return None
-    rel = Path(path).resolve()
-    for name, stage in (yaml.safe_load(lock.read_text()) or {}).get("stages", {}).items():
+    """The stage in dvc.lock whose output is `path` (or its view in scratch/) or a folder holding it; None if no
+    stage lists it."""
+    rel = Path(_relative(path))
+    rel = rel.relative_to("scratch") if rel.parts[:1] == ("scratch",) else rel
+    for name, stage in (yaml.safe_load(lock.read_text()) or {}).get("stages", {}).items() if lock.exists() else ():
         for out in stage.get("outs", []):
-            out_path = (ROOT / out["path"]).resolve()
-            if rel == out_path or out_path in rel.parents:
+            if rel == Path(out["path"]) or Path(out["path"]) in rel.parents:
                 return name
     return None
 
@@ -157,7 +156,8 @@ def export(folder: Path, experiment: str, scale: str, networks: dict[str, Networ
 
 
 def _relative(path: Path) -> str:
-    path = Path(path).resolve()
+    """`path` relative to the repository (links not followed), or absolute if outside it."""
+    path = Path(path).absolute()
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
