@@ -167,3 +167,48 @@ def test_producing_stage_reads_dvc_lock(tmp_path):
     assert release.producing_stage(ROOT / "scratch/data/default/doom/taus/0.5/controller.pt", lock) == \
         "doom_controller@0.5"  # a folder output, seen through scratch/
     assert release.producing_stage(ROOT / "data/default/carracing/mdnrnn.pt", lock) is None
+
+
+# --- the committed weights against the committed evaluation (skipped until the weights stages have run) -----------
+
+def _committed(experiment):
+    from wmlib.params import read_params_file
+    from wmlib.paths import ROOT
+    scale = read_params_file()["scale"]
+    folder = release.weights_dir(scale, experiment)
+    if not (folder / release.MANIFEST).exists():
+        pytest.skip(f"no committed {experiment} weights at scale {scale} (the {release.stage_name(experiment)} stage)")
+    return ROOT / "results" / scale, folder
+
+
+def _same_returns(manifest, files, played, stored):
+    """Exact where the agent's files are float32; within the fp16 rule where any is float16."""
+    if all(manifest["files"][f]["dtype"] == "float32" for f in files):
+        assert played == stored
+    else:
+        assert release.returns_close(stored, played)
+
+
+def test_committed_carracing_weights_reproduce_the_stored_evaluation():
+    """V+M+C on the first batch of evaluation tracks, stepped together as the evaluation stage stepped them."""
+    results, folder = _committed("carracing")
+    name, player, manifest = play.load_player("carracing", "full", folder=folder)
+    stored = EvalResult.load(results / "carracing" / "eval_full.json")
+    n = manifest["evaluation"]["batch"]
+    assert stored.seeds[:n] == manifest["evaluation"]["seeds"][:n]
+    _same_returns(manifest, manifest["agents"][name], player.evaluate(stored.seeds[:n]).returns, stored.returns[:n])
+
+
+@pytest.mark.parametrize("learner", ["dreamer", "sac"])  # TD-MPC's planner samples: same distribution only
+def test_committed_mujoco_weights_reproduce_the_stored_evaluation(learner):
+    results, folder = _committed("mujoco")
+    manifest = release.load_manifest(folder, "mujoco")
+    for path in sorted((results / "mujoco").glob(f"**/{learner}/**/eval.json")):
+        stored = json.loads(path.read_text())
+        name = f"{learner}/{stored['task']}/seed{stored['seed']}"
+        if stored["variant"] != "full" or name not in manifest["agents"]:
+            continue
+        _, player, _ = play.load_player("mujoco", name, folder=folder)
+        seeds = manifest["evaluation"]["seeds"][:release.CHECK_EPISODES]
+        _same_returns(manifest, manifest["agents"][name], player.evaluate(seeds).returns,
+                      stored["returns"][:len(seeds)])
