@@ -212,3 +212,43 @@ def test_committed_mujoco_weights_reproduce_the_stored_evaluation(learner):
         seeds = manifest["evaluation"]["seeds"][:release.CHECK_EPISODES]
         _same_returns(manifest, manifest["agents"][name], player.evaluate(seeds).returns,
                       stored["returns"][:len(seeds)])
+
+
+# --- tiny MuJoCo weights: every learner's checkpoint found, exported and rebuilt ----------------------------------
+
+def test_mujoco_runs_are_found_exported_and_rebuilt(tmp_path):
+    from stable_baselines3 import SAC
+
+    from wmlib.envs.mujoco_tasks import make_env
+    from wmlib.experiments.mujoco import dreamer, train
+    from wmlib.experiments.mujoco.params import MujocoParams
+    from wmlib.io import save_torch
+    from wmlib.params import load_params
+    from wmlib.release import mujoco
+
+    p, task = load_params(MujocoParams, "smoke"), "dmc/cartpole-swingup"
+    data = tmp_path / "data"
+    agents = {"tdmpc": train.make_agent(p, task), "dreamer": dreamer.make_agent(p, task)}
+    for learner, agent in agents.items():
+        save_torch({"agent": agent.state_dict()}, train.run_dir(data, learner, task, 3) / "checkpoint.pt")
+    save_torch({"agent": agents["tdmpc"].state_dict()}, train.run_dir(data, "tdmpc", task, 0, "no_simnorm") /
+               "checkpoint.pt")  # an ablation: not released
+    sac = SAC("MlpPolicy", make_env(task, p.tasks[task].action_repeat, p.evaluation.max_frames), device="cpu")
+    sac.save(train.run_dir(data, "sac", task, 3) / "model.zip")
+    nets = mujoco.networks(data, p)
+    names = {mujoco.agent_name(n.meta["learner"], n.meta["task"], n.meta["seed"]): [s] for s, n in nets.items()}
+    assert sorted(names) == [f"{learner}/{task}/seed3" for learner in ("dreamer", "sac", "tdmpc")]
+    release.export(tmp_path / "w", "mujoco", "smoke", nets, names, {"seeds": [10_000, 10_001]}, mujoco.make_players)
+
+    _, tdmpc, _ = play.load_player("mujoco", "tdmpc", folder=tmp_path / "w")  # a prefix picks the run
+    first = tdmpc.evaluate([10_000, 10_001])
+    assert tdmpc.evaluate([10_000, 10_001]).returns == first.returns  # repeatable: each episode seeds torch
+    obs = np.random.default_rng(0).normal(size=5).astype(np.float32)
+    _, sac_player, _ = play.load_player("mujoco", f"sac/{task}/seed3", folder=tmp_path / "w")
+    assert np.array_equal(sac_player.policy(obs), sac.predict(obs, deterministic=True)[0])
+    _, dreamer_player, _ = play.load_player("mujoco", "dreamer", folder=tmp_path / "w")
+    rebuilt = dreamer_player.policy.__self__
+    for ours, theirs in ((rebuilt.wm, agents["dreamer"].wm), (rebuilt.ac.actor, agents["dreamer"].ac.actor),
+                         (tdmpc.policy.__self__.model, agents["tdmpc"].model)):
+        for (k, a), (_, b) in zip(ours.state_dict().items(), theirs.state_dict().items()):
+            assert torch.equal(a, b), k
