@@ -252,3 +252,22 @@ def test_mujoco_runs_are_found_exported_and_rebuilt(tmp_path):
                          (tdmpc.policy.__self__.model, agents["tdmpc"].model)):
         for (k, a), (_, b) in zip(ours.state_dict().items(), theirs.state_dict().items()):
             assert torch.equal(a, b), k
+
+
+def test_the_command_line_reports_errors_in_one_line(tmp_path):
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, "-m", "wmlib.play", "doom", "--weights", str(tmp_path)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("wmlib.play: ") and "dvc repro weights_doom" in proc.stderr
+
+
+def test_committed_weights_fit_the_budget():
+    """At most about 60 MB of weights in git, counted from the files themselves."""
+    from wmlib.params import read_params_file
+    from wmlib.paths import results_dir
+    files = list(results_dir(read_params_file()["scale"], "weights").glob("*/*.safetensors"))
+    if not files:
+        pytest.skip("no committed weights yet (the weights_* stages)")
+    assert sum(f.stat().st_size for f in files) <= 60e6

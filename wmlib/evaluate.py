@@ -6,6 +6,7 @@ episodes we never ran.
 
 Default seeds and episodes: the evaluation stage's own; default output: scratch/evaluate/<scale>/<experiment>/.
 """
+import sys
 from pathlib import Path
 
 from .paths import SCRATCH
@@ -28,4 +29,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (FileNotFoundError, ValueError) as e:  # unknown experiment or agent, missing weights, hash mismatch
+        sys.exit(f"wmlib.evaluate: {e}")

@@ -10,6 +10,7 @@ returns can be held against results/<scale>/.../eval*.json); --first-seed or --s
 """
 import argparse
 import importlib
+import sys
 from pathlib import Path
 
 import torch
@@ -99,4 +100,7 @@ def write_video(frames, path: Path, fps: int = 25):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (FileNotFoundError, ValueError) as e:  # unknown experiment or agent, missing weights, hash mismatch
+        sys.exit(f"wmlib.play: {e}")
