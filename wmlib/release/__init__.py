@@ -108,10 +108,12 @@ def producing_stage(path: Path, lock: Path = ROOT / "dvc.lock") -> str | None:
 
 
 def git_commit() -> str | None:
-    """HEAD's commit, with '-dirty' when tracked files differ from it; None outside a git checkout."""
+    """HEAD's commit, with '-dirty' when the code or parameters differ from it (not the outputs the pipeline is
+    writing meanwhile: results/, dvc.lock); None outside a git checkout."""
+    code = ["wmlib", "notebooks", "params.yaml", "dvc.yaml", "pyproject.toml"]
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *code], cwd=ROOT,
                                capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
