@@ -47,7 +47,7 @@ def controller_dream(run: Run, tau: float, steps: int, seed: int = 0) -> np.ndar
     vae, (mdnrnn, initial) = load_vae(run), load_mdnrnn(run)
     torch.manual_seed(seed)
     dream = BatchedDream(mdnrnn, initial["initial_mu"], initial["initial_logvar"], tau, steps)
-    policy = linear_policy(load_controller_params(run, tau)[None], dream.device)
+    policy = linear_policy(load_controller_params(run, tau)[None], dream.device, initial["action_input"] == "move")
     alive = torch.zeros(1, dtype=torch.long, device=dream.device)
     obs, zs, done = dream.reset(1), [dream.z], torch.zeros(1, dtype=torch.bool)
     while not done[0]:
