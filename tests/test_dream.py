@@ -188,3 +188,42 @@ def test_real_game_agent_feeds_m_what_m_was_trained_on(action_input):
         assert action == MOVE_TO_ACTION[int(quantize_action(torch.tensor(a)).item())]
         expected = a if action_input == "continuous" else quantize_action(torch.tensor(a)).item()
         assert x[0, 64].item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_dreams_start_from_the_given_first_frames():
+    mu = torch.arange(5.0)[:, None].expand(5, Z)
+    d = BatchedDream(tiny_m(-5.0), mu, torch.full((5, Z), -40.0), 1.0, 10)
+    d.reset(4, starts=[3, 0, 4, 3])
+    torch.testing.assert_close(d.z[:, 0], torch.tensor([3.0, 0.0, 4.0, 3.0]))
+
+
+@pytest.mark.parametrize("done_bias, dream", [(-10.0, 40), (10.0, 1)])
+def test_exploitation_pairs_real_and_dream_survival_per_episode(tmp_path, monkeypatch, done_bias, dream):
+    """Per controller, each real evaluation episode's survival beside the dreams from its first frame: with M
+    never predicting death every dream lasts to the cap; always predicting it, one frame."""
+    from wmlib.benchmarks.doom import doom_weights
+    from wmlib.evaluation import EvalResult
+    from wmlib.experiments.doom import Run, table
+    from wmlib.experiments.doom.params import DoomParams
+    from wmlib.io import save_torch
+    from wmlib.params import load_params
+    p = load_params(DoomParams, "smoke")
+    run = Run("smoke", p.model_copy(update={"taus": [0.5, 1.15], "evaluation": p.evaluation.model_copy(
+        update={"max_steps": 40})}), tmp_path / "data", tmp_path / "results")
+    shared = doom_weights()
+    shared["mdnrnn"]["model"]["head.bias"][-1] = done_bias
+    save_torch(shared["vae"], run.data / "vae.pt")
+    save_torch({**shared["mdnrnn"], "action_input": "move"}, run.data / "mdnrnn.pt")
+    real = {0.5: [30.0, 12.0, 40.0], 1.15: [5.0, 25.0, 17.0]}
+    for tau in run.params.taus:
+        c = np.zeros(64 + 2 * 512, np.float32)
+        save_torch({"tau": tau, "params": c}, run.tau_dir(tau, "data") / "controller.pt")
+        EvalResult(f"tau={tau}", [7, 8, 9], real[tau], real[tau]).save(run.tau_dir(tau) / "eval_real.json")
+    monkeypatch.setattr(table, "first_frames", lambda run, seeds: np.zeros((len(seeds), 64, 64, 3), np.uint8))
+    episodes, per_tau = table.exploitation(run, dreams=2)
+    assert episodes.seed.tolist() == [7, 8, 9] * 2 and episodes.real.tolist() == real[0.5] + real[1.15]
+    assert (episodes.dream == dream).all()
+    np.testing.assert_allclose(per_tau.real_mean, [np.mean(real[0.5]), np.mean(real[1.15])])
+    np.testing.assert_allclose(per_tau.real_std, [np.std(real[0.5]), np.std(real[1.15])])
+    np.testing.assert_allclose(per_tau.gap, dream - per_tau.real_mean)
+    assert (run.results / "exploitation.csv").exists()
