@@ -169,3 +169,42 @@ def test_m_is_fed_the_move_or_the_continuous_action(tmp_path, monkeypatch, actio
     for step, a in enumerate(seen):
         np.testing.assert_array_equal(a.numpy(), column[sampler(step)])
     assert wm.load_mdnrnn(run, "cpu")[1]["action_input"] == action_input
+
+
+def small_run(tmp_path, **switches):
+    """A Run on a synthetic latent stream of four episodes (180 frames), M of H units."""
+    p = load_params(DoomParams, "smoke")
+    run = Run("smoke", p.model_copy(update={"mdnrnn": params(**switches, hidden=H, seq_len=10, batch_size=2,
+                                                             steps=6)}), tmp_path, tmp_path)
+    tmp_path.mkdir()
+    lengths = (40, 60, 30, 50)
+    N, rng = sum(lengths), np.random.default_rng(0)
+    restart = np.zeros(N, np.float32)
+    restart[np.r_[0, np.cumsum(lengths)[:-1]]] = 1
+    move = rng.integers(-1, 2, N).astype(np.float32)
+    np.savez(tmp_path / "latents.npz", mu=rng.standard_normal((N, Z)).astype(np.float32),
+             logvar=np.full((N, Z), -2, np.float32), move=move, action=move, restart=restart,
+             done=wm.episode_ends(restart))
+    return run
+
+
+def test_stream_training_killed_mid_epoch_resumes_with_its_carried_state(tmp_path, monkeypatch):
+    """Stopped after step 3 (checkpoints every step), then rerun: the same M as an uninterrupted run, which needs
+    the LSTM state carried into step 4 restored along with the checkpoint."""
+    monkeypatch.setattr(wm, "CHECKPOINT_SECONDS", 0)
+    ref, _ = wm.train_mdnrnn(small_run(tmp_path / "ref", windows="stream", reset_state=True), progress=False)
+    run, loss, calls = small_run(tmp_path / "run", windows="stream", reset_state=True), wm.window_loss, []
+
+    def dies_at_step_4(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return loss(*args, **kwargs)
+    monkeypatch.setattr(wm, "window_loss", dies_at_step_4)
+    with pytest.raises(KeyboardInterrupt):
+        wm.train_mdnrnn(run, progress=False)
+    monkeypatch.setattr(wm, "window_loss", loss)
+    resumed, history = wm.train_mdnrnn(run, progress=False)
+    assert history[-1]["step"] == 6
+    for a, b in zip(ref.state_dict().values(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
