@@ -4,7 +4,11 @@ imagination, and one training job per (task, seed, variant) in the same format a
     agent = Dreamer(obs_shape, action_dim, params.dreamer, device=device)  # version v1 | v2 | v3, see VERSIONS
     agent.act(obs, explore=True)                                # filter the posterior, sample the actor
     agent.update(*buffer.sample(B, T))                          # one world-model and one actor-critic step
+
+    python -m wmlib.experiments.mujoco.dreamer --scale S --task T --seed N   # one training job (a DVC stage)
 """
+import argparse
+
 import gymnasium as gym
 import numpy as np
 import torch
@@ -16,7 +20,7 @@ from ...envs.mujoco_tasks import make_env
 from ...io import load_torch
 from ...models.world_model import WorldModel, WorldModelConfig
 from .params import DreamerParams, MujocoParams
-from .train import run_dir, train_model_based
+from .train import run_dir, train_missing, train_model_based
 
 # The switches that differ between the papers (defaults of WorldModelConfig are v3's), plus discount and
 # return normalisation of the actor-critic.
@@ -35,10 +39,6 @@ ABLATIONS = {
     "no_reconstruction": {"recon_scale": 0.0},                  # learns from reward, continue and KL only
     "gaussian": {"latent": "gaussian", "unimix": 0.0},          # v1-style latent inside the v3 agent
 }
-# DreamerV3 from states, frames -> return, from the authors' result files (../shared/reference/dreamer-tdmpc.md);
-# no Dreamer paper reports gymnasium's HalfCheetah.
-PUBLISHED = {"dmc/cartpole-swingup": {50_000: 331.0, 100_000: 513.0, 250_000: 820.0, 500_000: 853.0},
-             "dmc/walker-walk": {50_000: 290.0, 100_000: 518.0, 250_000: 871.0, 500_000: 925.0}}
 
 
 def variant_config(p: DreamerParams, variant: str = "full") -> dict:
@@ -177,7 +177,27 @@ def train_dreamer(shared, job) -> dict:
 
 
 def train_all(run) -> list[dict]:
-    """Every Dreamer job of the scale on the run's worker pool."""
-    with run.pool(trains=True) as pool:
-        return pool.map(train_dreamer, dreamer_jobs(run.params), shared=(run.params, run.data, run.results),
-                        desc="dreamer runs")
+    """Every Dreamer job of the scale, training only those not finished yet (train.train_missing)."""
+    return train_missing(run, "dreamer", train_dreamer, dreamer_jobs(run.params))
+
+
+def main(argv=None):
+    from . import setup
+
+    ap = argparse.ArgumentParser(description="One Dreamer training job (a DVC stage each).")
+    ap.add_argument("--scale", required=True)
+    ap.add_argument("--task", required=True)
+    ap.add_argument("--seed", required=True, type=int)
+    args = ap.parse_args(argv)
+    run = setup(args.scale)
+    p = run.params
+    if args.task not in p.budgets or args.seed not in p.seeds:
+        raise SystemExit(f"--task {args.task} --seed {args.seed}: not a job of mujoco at scale {run.scale} "
+                         f"(tasks {list(p.budgets)}, seeds {p.seeds})")
+    result = train_dreamer((p, run.data, run.results), (args.task, args.seed, "full"))
+    print(f"dreamer {args.task} seed {args.seed}: return {result['mean']:.1f} +- {result['std']:.1f} "
+          f"over {result['n']} episodes, {result['core_hours']:.3f} core-hours")
+
+
+if __name__ == "__main__":
+    main()
