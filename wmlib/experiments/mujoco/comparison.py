@@ -2,14 +2,13 @@
 
     table = comparison_table(run)        # per task and learner: mean over seeds, 95% bootstrap interval, published
     published_table(run, table)          # every published reference at the same frames: mean, range, our ranks
-    aggregate(run, table)                # over the DMC tasks: IQM and mean (rliable, stratified bootstrap)
+    aggregate(run, table)                # over the DMC tasks: IQM and mean, stratified bootstrap intervals
 
 A learner is a key of LEARNERS whose runs follow wmlib.experiments.mujoco.train's layout (run_dir, eval.json,
 curve.csv); a new learner adds itself there (and its published references to REFERENCES).
 """
 import numpy as np
 import pandas as pd
-from rliable import library as rly
 from rliable import metrics
 
 from ... import published as pub
@@ -55,15 +54,28 @@ def published_point(ref: tuple[str, str, str], task: str, frames: int) -> pub.Po
     return pub.at(*ref, dmc_name(task), frames) if dmc_name(task) else None
 
 
+def stratified_bootstrap(scores: np.ndarray, func, reps: int = REPS, confidence: float = CONFIDENCE,
+                         seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """func(scores) [k] and its percentile interval [2, k] under the stratified bootstrap of scores [runs, tasks]:
+    each replicate resamples the runs of every task independently, with replacement. This is rliable's
+    get_interval_estimates (StratifiedBootstrap, method 'percentile', rliable/library.py), written out in numpy
+    because rliable.library cannot be imported with this project's numpy 2 / pandas 3 (its arch dependency: 7.x
+    fails to import, 8.x no longer takes the random_state that rliable passes); seeded, so reruns agree."""
+    runs, tasks = scores.shape
+    idx = np.random.default_rng(seed).integers(0, runs, size=(reps, runs, tasks))
+    boot = np.stack([func(np.take_along_axis(scores, i, 0)) for i in idx])
+    tail = 100 * (1 - confidence) / 2
+    return func(scores), np.percentile(boot, [tail, 100 - tail], axis=0)
+
+
 def bootstrap_interval(x, confidence: float = CONFIDENCE, reps: int = REPS, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of x [seeds] (rliable's bootstrap, one task); (nan, nan) for fewer
-    than 2 values. With 3 seeds there are only 10 distinct resamples: the interval is coarse."""
+    """Percentile bootstrap interval of the mean of x [seeds] (the stratified bootstrap of one task); (nan, nan) for
+    fewer than 2 values. With 3 seeds there are only 10 distinct resamples: the interval is coarse."""
     x = np.asarray(x, dtype=float)
     if len(x) < 2:
         return float("nan"), float("nan")
-    _, ci = rly.get_interval_estimates({"x": x[:, None]}, lambda s: np.array([s.mean()]), reps=reps,
-                                       confidence_interval_size=confidence, random_state=np.random.RandomState(seed))
-    return float(ci["x"][0, 0]), float(ci["x"][1, 0])
+    _, ci = stratified_bootstrap(x[:, None], lambda s: np.array([s.mean()]), reps, confidence, seed)
+    return float(ci[0, 0]), float(ci[1, 0])
 
 
 def seed_results(run, learner: str, task: str) -> list[dict]:
@@ -122,6 +134,8 @@ def score_matrices(run, table: pd.DataFrame) -> tuple[list[str], dict[str, np.nd
     rows = table[table.method != "random"]
     tasks = [t for t in p.budgets if dmc_name(t)]
     scores = {}
+    if not tasks:
+        return tasks, scores
     for learner in dict.fromkeys(rows.method):
         per_task = [[float(x) for x in rows[(rows.task == t) & (rows.method == learner)].seed_returns.iloc[0].split()]
                     for t in tasks]
@@ -134,26 +148,28 @@ def score_matrices(run, table: pd.DataFrame) -> tuple[list[str], dict[str, np.nd
 
 
 def aggregate(run, table: pd.DataFrame, reps: int = REPS) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """IQM and mean of the normalised DMC returns over runs and tasks, with 95% stratified bootstrap intervals
-    (rliable), one row per learner or published reference; and the scores [runs, tasks] they come from."""
+    """IQM and mean of the normalised DMC returns over runs and tasks (rliable.metrics), with 95% stratified
+    bootstrap intervals, one row per learner or published reference; and the scores [runs, tasks] they come from."""
     tasks, scores = score_matrices(run, table)
     if not tasks:
         return pd.DataFrame(), scores
     fn = lambda s: np.array([metrics.aggregate_iqm(s), metrics.aggregate_mean(s)])  # noqa: E731
-    point, ci = rly.get_interval_estimates(scores, fn, reps=reps, confidence_interval_size=CONFIDENCE,
-                                           random_state=np.random.RandomState(0))
-    rows = [{"method": name, "tasks": len(tasks), "runs": scores[name].shape[0],
-             "iqm": point[name][0], "iqm_low": ci[name][0, 0], "iqm_high": ci[name][1, 0],
-             "mean": point[name][1], "mean_low": ci[name][0, 1], "mean_high": ci[name][1, 1]} for name in scores]
+    rows = []
+    for name, x in scores.items():
+        point, ci = stratified_bootstrap(x, fn, reps)
+        rows.append({"method": name, "tasks": len(tasks), "runs": x.shape[0],
+                     "iqm": point[0], "iqm_low": ci[0, 0], "iqm_high": ci[1, 0],
+                     "mean": point[1], "mean_low": ci[0, 1], "mean_high": ci[1, 1]})
     return pd.DataFrame(rows), scores
 
 
 def performance_profiles(scores: dict[str, np.ndarray], reps: int = REPS) -> tuple[np.ndarray, dict, dict]:
-    """Fraction of runs with a normalised score above tau, for tau in [0, 1], with 95% stratified bootstrap bands
-    (rliable.library.create_performance_profile): (taus, profiles, intervals)."""
+    """Score distributions (rliable's performance profiles): the fraction of runs, over all tasks, with a normalised
+    score above tau, for tau in [0, 1], with 95% stratified bootstrap bands: (taus, profiles, intervals [2, taus])."""
     taus = np.linspace(0.0, 1.0, 101)
-    profiles, cis = rly.create_performance_profile(scores, taus, reps=reps, confidence_interval_size=CONFIDENCE)
-    return taus, profiles, cis
+    fn = lambda s: (s.reshape(-1, 1) > taus).mean(0)  # noqa: E731
+    out = {name: stratified_bootstrap(x, fn, reps) for name, x in scores.items()}
+    return taus, {n: o[0] for n, o in out.items()}, {n: o[1] for n, o in out.items()}
 
 
 def learning_curves(run, learners: dict[str, str] = LEARNERS, variant: str = "full") -> pd.DataFrame:
