@@ -110,8 +110,8 @@ def sample_efficiency(curves, table, published, labels: dict):
         if len(rnd):
             ax.axhline(rnd["mean"].iloc[0], color="gray", ls=":", label=labels["random"])
         if len(published):
-            for j, ((method, ref), g) in enumerate(published[published.task == task].groupby(["method", "reference"],
-                                                                                           sort=False)):
+            groups = published[published.task == task].groupby(["method", "reference"], sort=False)
+            for j, ((method, ref), g) in enumerate((k, g) for k, g in groups if len(g) > 1):  # a curve, not a point
                 ls = ["--", "-.", ":"][j % 3]
                 ax.plot(g.frames, g["mean"], ls, color=colors[method], lw=1, label=f"{ref}, published")
                 ax.fill_between(g.frames, g["min"], g["max"], color=colors[method], alpha=0.07)
