@@ -22,15 +22,20 @@ from ...models.world_model import WorldModel, WorldModelConfig
 from .params import DreamerParams, MujocoParams
 from .train import run_dir, train_missing, train_model_based
 
-# The switches that differ between the papers (defaults of WorldModelConfig are v3's), plus discount and
-# return normalisation of the actor-critic.
+# The switches that differ between the papers: the world model's (defaults of WorldModelConfig are v3's), then the
+# actor-critic's (wmlib.control.actor_critic: discount, return normalisation, actor distribution, baseline, critic
+# regulariser; v3's are DreamerV3's reference behaviour, cited there).
+AC_SWITCHES = ("gamma", "return_norm", "actor_dist", "advantage", "slowreg")
 VERSIONS = {
     "v1": {"latent": "gaussian", "unimix": 0.0, "dyn_scale": 1.0, "rep_scale": 1.0, "free_nats": 3.0,
-           "symlog_obs": False, "two_hot": False, "gamma": 0.99, "return_norm": False},
+           "free_avg": True, "symlog_obs": False, "two_hot": False,
+           "gamma": 0.99, "return_norm": False, "actor_dist": "tanh_normal", "advantage": False, "slowreg": 0.0},
     "v2": {"latent": "categorical", "unimix": 0.0, "dyn_scale": 0.8, "rep_scale": 0.2, "free_nats": 1.0,
-           "symlog_obs": False, "two_hot": False, "gamma": 0.99, "return_norm": False},
+           "free_avg": True, "symlog_obs": False, "two_hot": False,
+           "gamma": 0.99, "return_norm": False, "actor_dist": "tanh_normal", "advantage": False, "slowreg": 0.0},
     "v3": {"latent": "categorical", "unimix": 0.01, "dyn_scale": 0.5, "rep_scale": 0.1, "free_nats": 1.0,
-           "symlog_obs": True, "two_hot": True, "gamma": 0.997, "return_norm": True},
+           "free_avg": False, "symlog_obs": True, "two_hot": True,
+           "gamma": 0.997, "return_norm": True, "actor_dist": "normal", "advantage": True, "slowreg": 1.0},
 }
 # Ablations, applied on top of the version: each removes one ingredient.
 ABLATIONS = {
@@ -53,13 +58,14 @@ class Dreamer:
                  device="cpu"):
         cfg = variant_config(p, variant)
         self.p, self.action_dim, self.device = p.train, action_dim, torch.device(device)
-        self.gamma = cfg.pop("gamma")
-        return_norm = cfg.pop("return_norm")
+        ac = {k: cfg.pop(k) for k in AC_SWITCHES}
+        self.gamma = ac["gamma"]
         self.wm = WorldModel(obs_shape, action_dim, WorldModelConfig(**p.model.model_dump(), **cfg))
         wm_cfg, t = self.wm.cfg, p.train
         self.ac = ActorCritic(self.wm.rssm.feature_size, action_dim, p.model.hidden, p.model.layers, wm_cfg.two_hot,
-                              wm_cfg.num_bins, wm_cfg.bin_range, self.gamma, t.lam, t.entropy_coef, return_norm,
-                              t.slow_tau, t.actor_lr, t.critic_lr, t.grad_clip)
+                              wm_cfg.num_bins, wm_cfg.bin_range, self.gamma, t.lam, t.entropy_coef, ac["return_norm"],
+                              t.slow_tau, t.actor_lr, t.critic_lr, t.grad_clip, ac["actor_dist"], ac["advantage"],
+                              ac["slowreg"])
         self.wm.to(self.device), self.ac.to(self.device)
         self.wm_opt = torch.optim.Adam(self.wm.parameters(), lr=t.model_lr, eps=1e-8)
         self.reset()
@@ -75,13 +81,14 @@ class Dreamer:
 
     @torch.no_grad()
     def act(self, obs, explore: bool = False) -> np.ndarray:
-        """Update the posterior with `obs`, then sample the actor (explore) or take its mode."""
+        """Update the posterior with `obs`, then sample the actor (explore) or take its mode; clipped to [-1, 1] (a
+        sample of the v3 actor's Normal can leave it)."""
         h, z = self.state
         embed = self.wm.embed(torch.as_tensor(np.ascontiguousarray(obs), device=self.device)[None])
         h, _, post = self.wm.rssm.obs_step(h, z, self.prev_action, embed)
         z = self.wm.rssm.sample(post, mode=not explore)
         feat = torch.cat([h, z], -1)
-        action = self.ac.actor(feat).sample() if explore else self.ac.actor.mode(feat)
+        action = (self.ac.actor(feat).sample() if explore else self.ac.actor.mode(feat)).clamp(-1, 1)
         self.state, self.prev_action = (h, z), action
         return action[0].cpu().numpy()
 
