@@ -123,3 +123,16 @@ def test_returns_bootstrap_from_the_fast_critic_with_slowreg(slowreg, bootstraps
     torch.manual_seed(1)
     b = moved.update(wm, h, z, horizon=4)["return"]
     assert (a != b) == bootstraps_from_slow
+
+
+def test_each_reference_ablation_undoes_one_rule_only():
+    from wmlib.experiments.mujoco.dreamer import ABLATIONS, variant_config
+    from wmlib.experiments.mujoco.params import MujocoParams
+    from wmlib.params import load_params
+    d = load_params(MujocoParams, "smoke").dreamer
+    full = variant_config(d)
+    assert (full["advantage"], full["actor_dist"], full["slowreg"], full["free_avg"]) == (True, "normal", 1.0, False)
+    for name, (key, old) in {"no_baseline": ("advantage", False), "tanh_actor": ("actor_dist", "tanh_normal"),
+                             "slow_target": ("slowreg", 0.0)}.items():
+        cfg = variant_config(d, name)
+        assert cfg[key] == old and {k for k in cfg if cfg[k] != full[k]} == {key} == set(ABLATIONS[name])

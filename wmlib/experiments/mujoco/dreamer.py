@@ -43,6 +43,10 @@ ABLATIONS = {
     "deterministic": {"latent": "deterministic", "free_nats": 0.0},  # z = a deterministic function of (h, o)
     "no_reconstruction": {"recon_scale": 0.0},                  # learns from reward, continue and KL only
     "gaussian": {"latent": "gaussian", "unimix": 0.0},          # v1-style latent inside the v3 agent
+    # issue 17: one of DreamerV3's actor-critic rules back to this code's earlier (v1/v2) one
+    "no_baseline": {"advantage": False},                        # actor maximises R / S, not (R - v) / S
+    "tanh_actor": {"actor_dist": "tanh_normal"},                # tanh(Normal), entropy estimated by -log p
+    "slow_target": {"slowreg": 0.0},                            # returns from the slow critic, no regulariser
 }
 
 

@@ -102,7 +102,8 @@ class DreamerParams(StrictParams):
     train: DreamerTrainParams
     diagnostics: DreamerDiagnosticsParams
     ablation_task: str
-    ablations: list[Literal["no_kl", "deterministic", "no_reconstruction", "gaussian"]]
+    ablations: list[Literal["no_kl", "deterministic", "no_reconstruction", "gaussian", "no_baseline", "tanh_actor",
+                            "slow_target"]]
 
 
 class MujocoParams(StrictParams):
