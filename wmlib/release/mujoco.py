@@ -10,6 +10,7 @@ seeds torch with its own seed (TD-MPC's planner samples), so an episode is repea
 """
 import argparse
 import json
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -98,9 +99,10 @@ def runs(data) -> list[tuple[str, str, int, object]]:
     """(learner, task, seed, checkpoint path) of every `full` run's last checkpoint under data/<scale>/mujoco/."""
     found = []
     for learner in LEARNERS:
-        for path in sorted(data.glob(f"{learner}/*/full/seed*/{CHECKPOINT[learner]}")):
-            kind, _, name = path.parents[2].name.partition("_")  # the folder of task 'dmc/x' is 'dmc_x'
-            found.append((learner, f"{kind}/{name}", int(path.parent.name.removeprefix("seed")), path))
+        full = Path(data) / learner / "full"  # train.run_dir: <learner>/full/<task as a path>/seed<k>/
+        for path in sorted(full.glob(f"*/*/seed*/{CHECKPOINT[learner]}")):
+            task = path.parent.parent.relative_to(full).as_posix()
+            found.append((learner, task, int(path.parent.name.removeprefix("seed")), path))
     return found
 
 
