@@ -1,0 +1,174 @@
+"""PETS runs, one job per (task, seed, variant) (Chua et al., 2018, Alg. 1): random seed steps, then every
+`fit_every` agent steps refit the ensemble on all data so far (warm-started, one Adam kept across refits, as
+mbrl-lib does) and act with CEM through it; evaluation episodes every `eval_every` frames and at the end, on the
+shared evaluation seeds with the shared harness (wmlib.evaluation.run_episodes), as the learners of
+wmlib.experiments.mujoco do.
+
+Outputs, in the layout of wmlib.experiments.mujoco.train.run_dir with method "pets":
+    results/<scale>/pets/<task>/<variant>/seed<seed>/eval.json   the fields every learner's eval.json has
+        (method, task, seed, variant, frames, episodes, core_hours, mean, std, n, returns) plus PETS's own
+    results/<scale>/pets/<task>/<variant>/seed<seed>/curve.csv   frames, episodes, mean, std, fits, holdout_mse
+    data/<scale>/pets/<task>/<variant>/seed<seed>/checkpoint.pt  the ensemble and every transition (notebook 18)
+
+Variants: full (PE + TS-inf), ts1, expectation (the mean model), deterministic (DE + TS-inf), penalised
+(PE + TS-inf, reward - uncertainty.penalty x disagreement). `python -m wmlib.experiments.pets.train --scale S
+--task T --seed N --variant V` runs one job (a DVC stage each: pets_job@...).
+"""
+import argparse
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from ...control.pets import PETSAgent
+from ...device import resolve_device
+from ...envs.mujoco_tasks import eval_seeds, make_env
+from ...evaluation import run_episodes, summarise
+from ...io import load_json, load_torch, save_csv, save_json, save_torch
+from ...models.ensemble import GaussianEnsemble, fit, make_ensemble
+from . import setup
+from .params import PETSParams
+
+
+def run_dir(root: Path, task: str, seed: int, variant: str = "full") -> Path:
+    """<root>/<task with / as _>/<variant>/seed<seed>/ (root: results/<scale>/pets or data/<scale>/pets)."""
+    path = Path(root) / task.replace("/", "_") / variant / f"seed{seed}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def variant_settings(p: PETSParams, variant: str) -> dict:
+    """The ensemble's `deterministic` and the planner's `propagation` and `penalty` for a variant."""
+    base = {"deterministic": p.ensemble.deterministic, "propagation": p.plan.propagation, "penalty": p.plan.penalty}
+    changes = {"full": {}, "ts1": {"propagation": "ts1"}, "expectation": {"propagation": "expectation"},
+               "deterministic": {"deterministic": True}, "penalised": {"penalty": p.uncertainty.penalty}}
+    if variant not in changes:
+        raise ValueError(f"variant must be one of {', '.join(changes)}, got {variant!r}")
+    return {**base, **changes[variant]}
+
+
+def episode_length(p: PETSParams, task: str) -> int:
+    """Agent steps per episode."""
+    return math.ceil((p.evaluation.max_frames or 1000) / p.tasks[task].action_repeat)
+
+
+def make_agent(p: PETSParams, obs_dim: int, action_dim: int, variant: str, seed: int, device="cpu",
+               penalty: float | None = None) -> tuple[PETSAgent, GaussianEnsemble]:
+    v = variant_settings(p, variant)
+    ensemble = make_ensemble(obs_dim, action_dim, p.ensemble.model_copy(update={"deterministic": v["deterministic"]}))
+    ensemble = ensemble.to(device)
+    agent = PETSAgent(ensemble, p.plan.planner, action_dim, p.plan.particles, v["propagation"],
+                      v["penalty"] if penalty is None else penalty, seed=seed)
+    return agent, ensemble
+
+
+def load_agent(p: PETSParams, data: Path, task: str, seed: int, variant: str = "full", device="cpu",
+               penalty: float | None = None):
+    """(agent, ensemble, transitions dict of tensors) of a finished job."""
+    saved = load_torch(run_dir(data, task, seed, variant) / "checkpoint.pt")
+    obs_dim, action_dim = saved["data"]["obs"].shape[1], saved["data"]["action"].shape[1]
+    agent, ensemble = make_agent(p, obs_dim, action_dim, variant, seed, device, penalty)
+    ensemble.load_state_dict(saved["ensemble"])
+    return agent, ensemble, saved["data"]
+
+
+def train_pets(shared, job) -> dict:
+    """One PETS run (module docstring); returns what it writes to eval.json."""
+    p, data, results = shared
+    task, seed, variant = job
+    ar, budget = p.tasks[task].action_repeat, p.budgets[task]
+    torch.manual_seed(seed)
+    device = resolve_device(p.device)
+    env, eval_env = (make_env(task, ar, p.evaluation.max_frames) for _ in range(2))
+    env.action_space.seed(seed)
+    obs_dim, action_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    agent, ensemble = make_agent(p, obs_dim, action_dim, variant, seed, device)
+    optimizer = torch.optim.Adam(ensemble.parameters(), lr=p.ensemble.lr, weight_decay=p.ensemble.weight_decay)
+    fit_gen = torch.Generator().manual_seed(seed)
+    length = episode_length(p, task)
+    total, seed_steps = budget.frames // ar, max(p.train.min_seed_steps, p.train.seed_episodes * length)
+    store = {k: [] for k in ("obs", "action", "reward", "next_obs")}
+    step, episode, curve, fits, act_seconds, t0 = 0, 0, [], [], [], time.process_time()
+    bar = tqdm(total=budget.frames, unit="frame", mininterval=30, desc=f"pets {task} {variant} seed {seed}")
+    while step < total:
+        obs, _ = env.reset(seed=seed * 100_000 + episode)
+        agent.reset()
+        done = False
+        while not done:
+            if step < seed_steps:
+                action = env.action_space.sample()
+            else:
+                t = time.perf_counter()
+                action = agent.act(obs)
+                act_seconds.append(time.perf_counter() - t)
+            next_obs, reward, terminated, truncated, _ = env.step(action)
+            if terminated:
+                raise RuntimeError(f"{task}: the episode terminated; PETS here covers only tasks that end by time "
+                                   "limit (DMC, HalfCheetah)")
+            for k, v in zip(store, (obs, action, reward, next_obs)):
+                store[k].append(v)
+            obs, step, done = next_obs, step + 1, truncated
+            bar.update(ar)
+            if step >= seed_steps and (step - seed_steps) % p.train.fit_every == 0:
+                t = dict(zip(store, (torch.as_tensor(np.array(v), dtype=torch.float32) for v in store.values())))
+                fits.append(fit(ensemble, t["obs"], t["action"], t["next_obs"], t["reward"], p.ensemble, fit_gen,
+                                optimizer))
+        episode += 1
+        frames, last = step * ar, step >= total
+        if frames // budget.eval_every > (frames - length * ar) // budget.eval_every or last:
+            n = p.evaluation.episodes if last else p.evaluation.curve_episodes
+            returns = run_episodes(eval_env, agent.act, eval_seeds(n), reset=agent.reset).returns
+            curve.append({"frames": frames, "episodes": episode, "fits": len(fits), "mean": float(np.mean(returns)),
+                          "std": float(np.std(returns)),
+                          "holdout_mse": float(np.mean(fits[-1]["holdout_mse"])) if fits else float("nan"),
+                          "epochs": fits[-1]["epochs"] if fits else 0})
+            bar.set_postfix(ret=f"{np.mean(returns):.0f}")
+    bar.close()
+    env.close(), eval_env.close()
+    transitions = {k: torch.as_tensor(np.array(v), dtype=torch.float32) for k, v in store.items()}
+    save_torch({"ensemble": ensemble.state_dict(), "data": transitions},
+               run_dir(data, task, seed, variant) / "checkpoint.pt")
+    out = run_dir(results, task, seed, variant)
+    result = {"method": "pets", "task": task, "seed": seed, "variant": variant, "frames": frames,
+              "episodes": episode, "core_hours": (time.process_time() - t0) / 3600, **summarise(returns),
+              "parameters": ensemble.num_parameters(), **variant_settings(p, variant), "fits": len(fits),
+              "holdout_mse": fits[-1]["holdout_mse"] if fits else None,
+              "act_ms_median": 1000 * float(np.median(act_seconds)) if act_seconds else None}
+    save_csv(pd.DataFrame(curve), out / "curve.csv")
+    save_json(result, out / "eval.json")
+    return result
+
+
+def train_all(run) -> list[dict]:
+    """Every job of the scale (PETSParams.jobs) not finished yet (no eval.json) on the run's worker pool; then
+    every job's eval.json."""
+    p = run.params
+    todo = [j for j in p.jobs() if not (run_dir(run.results, *j) / "eval.json").exists()]
+    if todo:
+        with run.pool(trains=True) as pool:
+            pool.map(train_pets, todo, shared=(p, run.data, run.results), desc="pets runs")
+    return [load_json(run_dir(run.results, *j) / "eval.json") for j in p.jobs()]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="One PETS job (a DVC stage each: pets_job@...).")
+    ap.add_argument("--scale", required=True)
+    ap.add_argument("--task", required=True)
+    ap.add_argument("--seed", required=True, type=int)
+    ap.add_argument("--variant", default="full")
+    args = ap.parse_args(argv)
+    run = setup(args.scale)
+    job = (args.task, args.seed, args.variant)
+    if job not in run.params.jobs():
+        raise SystemExit(f"job {job} is not one of pets.{run.scale}'s jobs (budgets x seeds, and the ablations of "
+                         f"{run.params.ablation_task}): {run.params.jobs()}")
+    result = train_pets((run.params, run.data, run.results), job)
+    print(f"pets {args.task} {args.variant} seed {args.seed}: {result['mean']:.1f} +- {result['std']:.1f}")
+
+
+if __name__ == "__main__":
+    main()
