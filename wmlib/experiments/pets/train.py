@@ -81,6 +81,7 @@ def train_pets(shared, job) -> dict:
     p, data, results = shared
     task, seed, variant = job
     ar, budget = p.tasks[task].action_repeat, p.budgets[task]
+    torch.set_num_threads(1)  # as the pool's workers (wmlib.parallel): small batched MLPs gain nothing from more
     torch.manual_seed(seed)
     device = resolve_device(p.device)
     env, eval_env = (make_env(task, ar, p.evaluation.max_frames) for _ in range(2))
@@ -152,6 +153,43 @@ def train_all(run) -> list[dict]:
         with run.pool(trains=True) as pool:
             pool.map(train_pets, todo, shared=(p, run.data, run.results), desc="pets runs")
     return [load_json(run_dir(run.results, *j) / "eval.json") for j in p.jobs()]
+
+
+def ensure(run, job: tuple[str, int, str]) -> dict:
+    """The job's eval.json, training it first if it has none (notebook 18 outside the pipeline)."""
+    path = run_dir(run.results, *job) / "eval.json"
+    if not path.exists():
+        train_pets((run.params, run.data, run.results), job)
+    return load_json(path)
+
+
+def runs_table(run) -> pd.DataFrame:
+    """One row per job of the scale: its eval.json's fields (returns left out) and the published PETS return at
+    the same frames, where one exists (pets.tasks.<task>.published; nan elsewhere)."""
+    rows = [load_json(run_dir(run.results, *j) / "eval.json") for j in run.params.jobs()]
+    df = pd.DataFrame(rows).drop(columns=["returns", "holdout_mse"])
+    df["published"] = [run.params.tasks[t].published.get(f, float("nan")) for t, f in zip(df.task, df.frames)]
+    return df
+
+
+def summary_table(runs: pd.DataFrame, resamples: int = 10_000, seed: int = 0) -> pd.DataFrame:
+    """Per (task, variant): the mean over seeds of each seed's mean evaluation return, the std across seeds and a
+    95% percentile-bootstrap interval of that mean (seeds resampled with replacement)."""
+    rng, rows = np.random.default_rng(seed), []
+    for (task, variant), g in runs.groupby(["task", "variant"], sort=False):
+        x = g["mean"].to_numpy()
+        boot = rng.choice(x, (resamples, len(x))).mean(1)
+        rows.append({"task": task, "variant": variant, "seeds": len(x), "frames": int(g.frames.iloc[0]),
+                     "mean": x.mean(), "std_over_seeds": x.std(), "ci_low": np.percentile(boot, 2.5),
+                     "ci_high": np.percentile(boot, 97.5), "published": g.published.iloc[0],
+                     "core_hours": g.core_hours.sum()})
+    return pd.DataFrame(rows)
+
+
+def curves(run) -> pd.DataFrame:
+    """Every job's learning curve (curve.csv) with its task, seed and variant."""
+    return pd.concat([pd.read_csv(run_dir(run.results, *j) / "curve.csv").assign(task=j[0], seed=j[1], variant=j[2])
+                      for j in run.params.jobs()], ignore_index=True)
 
 
 def main(argv=None):

@@ -135,3 +135,46 @@ def flatten(eps: list[dict]) -> tuple[torch.Tensor, ...]:
     """Episodes -> transitions (obs [N, D], action [N, A], next_obs [N, D], reward [N])."""
     return (torch.cat([e["obs"][:-1] for e in eps]), torch.cat([e["action"] for e in eps]),
             torch.cat([e["obs"][1:] for e in eps]), torch.cat([e["reward"] for e in eps]))
+
+
+def measure(p, run_data, task: str, seed: int) -> tuple[dict, dict]:
+    """Notebook 18's measurements for the finished job (task, seed, full): fresh episodes of the agent (in
+    distribution) and of `held_action_policy` (OOD) on the evaluation seeds; returns (metrics, tables) where
+    metrics holds the numbers for results/ and tables the curves behind the figures."""
+    from ...envs.mujoco_tasks import eval_seeds, make_env
+    from ...evaluation import run_episodes
+    from .train import load_agent
+
+    u, device = p.uncertainty, "cpu"
+    agent, ens, _ = load_agent(p, run_data, task, seed, "full", device)
+    env = make_env(task, p.tasks[task].action_repeat, p.evaluation.max_frames)
+    seeds = eval_seeds(u.episodes)
+    ood_policy, ood_reset = held_action_policy(ens.action_dim, seed)
+    eps = {"in": episodes(env, agent.act, seeds, agent.reset), "ood": episodes(env, ood_policy, seeds, ood_reset)}
+    steps = {k: one_step(ens, *flatten(v)) for k, v in eps.items()}
+    s = steps["in"]
+    levels = np.linspace(0.05, 0.95, 19)
+    multi = pd.concat([open_loop(ens, e["obs"], e["action"], u.horizons) for e in eps["in"]
+                       if len(e["action"]) >= max(u.horizons)], ignore_index=True)
+    reliability = variance_reliability(s["variance"], s["sq_error"], u.bins)
+    penalised, _, _ = load_agent(p, run_data, task, seed, "full", device, penalty=u.penalty)
+    returns = {name: run_episodes(env, a.act, seeds, reset=a.reset).returns
+               for name, a in (("plain", agent), ("penalised", penalised))}
+    env.close()
+    metrics = {
+        "task": task, "seed": seed,
+        "transitions": {k: len(v["sq_error"]) for k, v in steps.items()},
+        "spearman_one_step": spearman(s["disagreement"], s["sq_error"]),
+        "spearman_open_loop": {int(k): spearman(g.disagreement, g.sq_error) for k, g in multi.groupby("k")},
+        "ece": ece(s["pit"], levels), "ence": reliability.attrs["ence"],
+        "auroc_disagreement_ood": auroc(s["disagreement"], steps["ood"]["disagreement"]),
+        "auroc_error_ood": auroc(s["sq_error"], steps["ood"]["sq_error"]),
+        "mean_sq_error": {k: float(v["sq_error"].mean()) for k, v in steps.items()},
+        "mean_disagreement": {k: float(v["disagreement"].mean()) for k, v in steps.items()},
+        "penalty": u.penalty, "return_plain": float(np.mean(returns["plain"])),
+        "return_penalised": float(np.mean(returns["penalised"])), "returns": returns}
+    tables = {"coverage": pd.DataFrame({"nominal": levels, "observed": coverage(s["pit"], levels)}),
+              "reliability": reliability, "open_loop": multi,
+              "disagreement": pd.concat([pd.DataFrame({"set": k, "disagreement": v["disagreement"].numpy(),
+                                                       "sq_error": v["sq_error"].numpy()}) for k, v in steps.items()])}
+    return metrics, tables
