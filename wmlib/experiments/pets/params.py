@@ -66,9 +66,11 @@ class PETSParams(StrictParams):
     def _check(self):
         if not self.seeds:
             raise ValueError("seeds must list at least one seed")
-        for task in [*self.budgets, self.ablation_task, self.uncertainty.task]:
+        named = [("budgets", t) for t in self.budgets]
+        named += [("ablation_task", self.ablation_task), ("uncertainty.task", self.uncertainty.task)]
+        for name, task in named:
             if task not in self.tasks:
-                raise ValueError(f"task {task!r} is not in pets.tasks ({', '.join(self.tasks)})")
+                raise ValueError(f"{name}: task {task!r} is not in pets.tasks ({', '.join(self.tasks)})")
         if self.plan.particles % self.ensemble.members:
             raise ValueError(f"plan.particles ({self.plan.particles}) must be a multiple of ensemble.members "
                              f"({self.ensemble.members})")

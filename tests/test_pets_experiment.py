@@ -1,0 +1,47 @@
+"""The PETS experiment: params, its DVC stages against its jobs, the variants."""
+import pytest
+import yaml
+
+from wmlib.experiments.pets.params import PETSParams
+from wmlib.experiments.pets.train import variant_settings
+from wmlib.params import SCALES, load_params, read_params_file
+from wmlib.paths import ROOT
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_dvc_lists_every_job_of_every_scale(scale):
+    foreach = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["pets_job"]["foreach"]
+    listed = sorted((i["task"], i["seed"], i["variant"]) for i in foreach.values())
+    assert listed == sorted(load_params(PETSParams, scale).jobs())
+    assert all(i["dir"] == i["task"].replace("/", "_") for i in foreach.values())
+
+
+def raw(scale="smoke", **changes):
+    section = read_params_file()["pets"]
+    return {"tasks": section["tasks"], **section[scale], **changes}
+
+
+def test_particles_must_split_over_the_members():
+    plan = {**raw()["plan"], "particles": 7}
+    with pytest.raises(ValueError, match="particles"):
+        PETSParams.model_validate(raw(plan=plan))
+
+
+def test_unknown_task_and_policy_prior_are_named():
+    with pytest.raises(ValueError, match="ablation_task"):
+        PETSParams.model_validate(raw(ablation_task="dmc/hopper-hop"))
+    plan = {**raw()["plan"], "planner": {**raw()["plan"]["planner"], "use_prior": True}}
+    with pytest.raises(ValueError, match="use_prior"):
+        PETSParams.model_validate(raw(plan=plan))
+
+
+def test_variants_change_one_thing_each():
+    p = PETSParams.model_validate(raw())
+    full = variant_settings(p, "full")
+    assert full == {"deterministic": False, "propagation": "ts_inf", "penalty": 0.0}
+    changed = {v: {k for k in full if variant_settings(p, v)[k] != full[k]}
+               for v in ("ts1", "expectation", "deterministic", "penalised")}
+    assert changed == {"ts1": {"propagation"}, "expectation": {"propagation"}, "deterministic": {"deterministic"},
+                       "penalised": {"penalty"}}
+    with pytest.raises(ValueError, match="variant"):
+        variant_settings(p, "ts_inf")
