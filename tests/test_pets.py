@@ -161,9 +161,10 @@ def linear_ensemble(lq: LinearQuadratic, members: int, deterministic: bool) -> G
     return ens
 
 
+@pytest.mark.parametrize("method", ["cem", "mppi"])
 @pytest.mark.parametrize("deterministic", [False, True])
 @pytest.mark.parametrize("propagation", ["ts_inf", "ts1", "expectation"])
-def test_cem_through_an_identical_ensemble_reaches_the_lqr_optimum(propagation, deterministic):
+def test_planning_through_an_identical_ensemble_reaches_the_lqr_optimum(propagation, deterministic, method):
     lq, z0 = LinearQuadratic.double_integrator(), torch.tensor([1.0, 0.0])
     lq = LinearQuadratic(lq.A, lq.B, lq.Q, lq.R, P=torch.zeros(2, 2))  # PETS has no terminal value
     H = 3
@@ -172,7 +173,7 @@ def test_cem_through_an_identical_ensemble_reaches_the_lqr_optimum(propagation, 
     g = torch.Generator().manual_seed(0)
     pm = ParticleModel(linear_ensemble(lq, 5, deterministic), 5, propagation, reward_fn=lq.reward, generator=g)
     cfg = PlannerParams(horizon=H, iterations=6, samples=512, policy_samples=0, elites=64, temperature=0.5,
-                        min_std=0.05, max_std=2.0, method="cem", use_prior=False)
+                        min_std=0.05, max_std=2.0, method=method, use_prior=False)
     action, mean, _ = plan(pm, pm.start(z0), cfg, action_dim=1, discount=1.0, generator=g)
     assert abs(action.item() - optimum[0, 0].item()) < 0.01
     assert lq.plan_return(z0, mean) <= best + 1e-5
