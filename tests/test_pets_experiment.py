@@ -45,3 +45,13 @@ def test_variants_change_one_thing_each():
                        "penalised": {"penalty"}}
     with pytest.raises(ValueError, match="variant"):
         variant_settings(p, "ts_inf")
+
+
+@pytest.mark.parametrize("scale", ["default", "paper"])
+def test_same_tasks_budgets_and_evaluation_as_the_other_mujoco_learners(scale):
+    """PETS's rows go into the shared sample-efficiency table: same frames, action repeat and evaluation."""
+    from wmlib.experiments.mujoco.params import MujocoParams
+    pets, mujoco = load_params(PETSParams, scale), load_params(MujocoParams, scale)
+    assert pets.budgets == mujoco.budgets and pets.evaluation == mujoco.evaluation
+    assert {t: s.action_repeat for t, s in pets.tasks.items()} == {t: s.action_repeat for t, s in mujoco.tasks.items()}
+    assert len(pets.seeds) >= 3

@@ -8,6 +8,7 @@ from torch.distributions import Normal
 
 from wmlib.experiments.pets import uncertainty as unc
 from wmlib.models.ensemble import GaussianEnsemble
+from wmlib.models.latent_model import LatentModel
 
 
 def test_auroc_against_pairwise_counting():
@@ -83,3 +84,20 @@ def test_open_loop_of_an_exact_model_has_no_error():
     df = unc.open_loop(ens, obs, action, [1, 3, 5])
     assert len(df) == 3 * (12 - 5 + 1)
     assert np.allclose(df.sq_error, 0, atol=1e-10) and np.allclose(df.disagreement, 0)
+
+
+def test_q_disagreement_is_the_variance_of_the_q_ensemble():
+    torch.manual_seed(0)
+    model = LatentModel(3, 1, latent=16, hidden=16, encoder_hidden=16, num_q=3, two_hot=False)
+    with torch.no_grad():  # the Q heads start at zero (TD-MPC2's initialisation): give the members distinct outputs
+        for p in model._qs.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    obs, action = torch.randn(8, 3), torch.rand(8, 1) * 2 - 1
+    model.eval()
+    qs = model.q(model.encode(obs), action, "all")
+    assert qs.shape == (3, 8)
+    assert torch.allclose(unc.q_disagreement(model, obs, action), qs.var(0)) and qs.var(0).min() > 0
+    with torch.no_grad():
+        for p in model._qs.parameters():
+            p.copy_(p[:1].expand_as(p))
+    assert torch.allclose(unc.q_disagreement(model, obs, action), torch.zeros(8), atol=1e-10)

@@ -65,6 +65,14 @@ def open_loop(ens: GaussianEnsemble, obs, action, horizons: list[int], starts: i
     return pd.DataFrame(rows)
 
 
+@torch.no_grad()
+def q_disagreement(model, obs, action) -> torch.Tensor:
+    """[N]: the variance across TD-MPC's Q-ensemble (a wmlib.models.latent_model.LatentModel, dropout off) of
+    Q(encode(obs), action): the disagreement of a value ensemble on the same transitions, for comparison."""
+    model.eval()
+    return model.q(model.encode(obs), action, "all").var(0)
+
+
 def spearman(x, y) -> float:
     """Spearman rank correlation of two samples."""
     return float(spearmanr(np.asarray(x), np.asarray(y)).statistic)
@@ -137,10 +145,11 @@ def flatten(eps: list[dict]) -> tuple[torch.Tensor, ...]:
             torch.cat([e["obs"][1:] for e in eps]), torch.cat([e["reward"] for e in eps]))
 
 
-def measure(p, run_data, task: str, seed: int) -> tuple[dict, dict]:
+def measure(p, run_data, task: str, seed: int, q_model=None) -> tuple[dict, dict]:
     """Notebook 18's measurements for the finished job (task, seed, full): fresh episodes of the agent (in
     distribution) and of `held_action_policy` (OOD) on the evaluation seeds; returns (metrics, tables) where
-    metrics holds the numbers for results/ and tables the curves behind the figures."""
+    metrics holds the numbers for results/ and tables the curves behind the figures. With `q_model` (a trained
+    TD-MPC LatentModel of the same task) its Q-ensemble's disagreement is scored on the same transitions."""
     from ...envs.mujoco_tasks import eval_seeds, make_env
     from ...evaluation import run_episodes
     from .train import load_agent
@@ -173,6 +182,10 @@ def measure(p, run_data, task: str, seed: int) -> tuple[dict, dict]:
         "mean_disagreement": {k: float(v["disagreement"].mean()) for k, v in steps.items()},
         "penalty": u.penalty, "return_plain": float(np.mean(returns["plain"])),
         "return_penalised": float(np.mean(returns["penalised"])), "returns": returns}
+    if q_model is not None:
+        q = {k: q_disagreement(q_model, *flatten(v)[:2]) for k, v in eps.items()}
+        metrics["tdmpc_q"] = {"spearman_one_step": spearman(q["in"], s["sq_error"]),
+                              "auroc_ood": auroc(q["in"], q["ood"])}
     tables = {"coverage": pd.DataFrame({"nominal": levels, "observed": coverage(s["pit"], levels)}),
               "reliability": reliability, "open_loop": multi,
               "disagreement": pd.concat([pd.DataFrame({"set": k, "disagreement": v["disagreement"].numpy(),
