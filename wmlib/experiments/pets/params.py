@@ -31,7 +31,7 @@ class PETSPlannerParams(StrictParams):
 
 
 class UncertaintyParams(StrictParams):
-    task: str                    # whose trained ensemble notebook 18 examines (the full variant, first seed)
+    task: str                    # the task drawn in notebook 18's figure, on which the penalised planner is run
     episodes: int                # fresh episodes of the agent (in distribution) and of the other policy (OOD)
     horizons: list[int]          # open-loop steps at which multi-step error and disagreement are compared
     bins: int                    # bins of the variance reliability curve

@@ -145,17 +145,18 @@ def flatten(eps: list[dict]) -> tuple[torch.Tensor, ...]:
             torch.cat([e["obs"][1:] for e in eps]), torch.cat([e["reward"] for e in eps]))
 
 
-def measure(p, run_data, task: str, seed: int, q_model=None) -> tuple[dict, dict]:
+def measure(p, run_data, task: str, seed: int, penalised: bool = False, q_model=None) -> tuple[dict, dict]:
     """Notebook 18's measurements for the finished job (task, seed, full): fresh episodes of the agent (in
     distribution) and of `held_action_policy` (OOD) on the evaluation seeds; returns (metrics, tables) where
-    metrics holds the numbers for results/ and tables the curves behind the figures. With `q_model` (a trained
-    TD-MPC LatentModel of the same task) its Q-ensemble's disagreement is scored on the same transitions."""
+    metrics holds the numbers for results/ and tables the curves behind the figures. `penalised`: also the
+    planner with reward - uncertainty.penalty x disagreement on the same seeds (the plain planner's returns are
+    those of the in-distribution episodes). With `q_model` (a trained TD-MPC LatentModel of the same task) its
+    Q-ensemble's disagreement is scored on the same transitions."""
     from ...envs.mujoco_tasks import eval_seeds, make_env
-    from ...evaluation import run_episodes
     from .train import load_agent
 
-    u, device = p.uncertainty, "cpu"
-    agent, ens, _ = load_agent(p, run_data, task, seed, "full", device)
+    u = p.uncertainty
+    agent, ens, _ = load_agent(p, run_data, task, seed, "full")
     env = make_env(task, p.tasks[task].action_repeat, p.evaluation.max_frames)
     seeds = eval_seeds(u.episodes)
     ood_policy, ood_reset = held_action_policy(ens.action_dim, seed)
@@ -166,9 +167,10 @@ def measure(p, run_data, task: str, seed: int, q_model=None) -> tuple[dict, dict
     multi = pd.concat([open_loop(ens, e["obs"], e["action"], u.horizons) for e in eps["in"]
                        if len(e["action"]) >= max(u.horizons)], ignore_index=True)
     reliability = variance_reliability(s["variance"], s["sq_error"], u.bins)
-    penalised, _, _ = load_agent(p, run_data, task, seed, "full", device, penalty=u.penalty)
-    returns = {name: run_episodes(env, a.act, seeds, reset=a.reset).returns
-               for name, a in (("plain", agent), ("penalised", penalised))}
+    returns = {"plain": [float(e["reward"].sum()) for e in eps["in"]]}
+    if penalised:
+        agent, _, _ = load_agent(p, run_data, task, seed, "full", penalty=u.penalty)
+        returns["penalised"] = [float(e["reward"].sum()) for e in episodes(env, agent.act, seeds, agent.reset)]
     env.close()
     metrics = {
         "task": task, "seed": seed,
@@ -180,8 +182,8 @@ def measure(p, run_data, task: str, seed: int, q_model=None) -> tuple[dict, dict
         "auroc_error_ood": auroc(s["sq_error"], steps["ood"]["sq_error"]),
         "mean_sq_error": {k: float(v["sq_error"].mean()) for k, v in steps.items()},
         "mean_disagreement": {k: float(v["disagreement"].mean()) for k, v in steps.items()},
-        "penalty": u.penalty, "return_plain": float(np.mean(returns["plain"])),
-        "return_penalised": float(np.mean(returns["penalised"])), "returns": returns}
+        **{f"return_{k}": float(np.mean(v)) for k, v in returns.items()}, "returns": returns,
+        **({"penalty": u.penalty} if penalised else {})}
     if q_model is not None:
         q = {k: q_disagreement(q_model, *flatten(v)[:2]) for k, v in eps.items()}
         metrics["tdmpc_q"] = {"spearman_one_step": spearman(q["in"], s["sq_error"]),
