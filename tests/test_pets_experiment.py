@@ -1,4 +1,8 @@
-"""The PETS experiment: params, its DVC stages against its jobs, the variants."""
+"""The PETS experiment: params, its DVC stages against its jobs, the variants, a job's reproducibility."""
+import json
+import subprocess
+import sys
+
 import pytest
 import yaml
 
@@ -55,3 +59,26 @@ def test_same_tasks_budgets_and_evaluation_as_the_other_mujoco_learners(scale):
     assert pets.budgets == mujoco.budgets and pets.evaluation == mujoco.evaluation
     assert {t: s.action_repeat for t, s in pets.tasks.items()} == {t: s.action_repeat for t, s in mujoco.tasks.items()}
     assert len(pets.seeds) >= 3
+
+
+JOB = """
+import sys
+from pathlib import Path
+from wmlib.experiments.pets.params import PETSParams
+from wmlib.experiments.pets.train import train_pets
+from wmlib.params import load_params
+
+root = Path(sys.argv[1])
+p = load_params(PETSParams, "smoke").model_copy(update={"device": "cpu"})
+train_pets((p, root / "data", root / "results"), ("dmc/cartpole-swingup", 0, "full"))
+"""
+
+
+def test_a_job_is_reproducible(tmp_path):
+    """Same seed, two processes: the same ensemble and data (bytes) and the same evaluation returns."""
+    for run in ("a", "b"):
+        subprocess.run([sys.executable, "-c", JOB, str(tmp_path / run)], check=True, capture_output=True)
+    ckpt, result = "dmc_cartpole-swingup/full/seed0/checkpoint.pt", "dmc_cartpole-swingup/full/seed0/eval.json"
+    assert (tmp_path / "a/data" / ckpt).read_bytes() == (tmp_path / "b/data" / ckpt).read_bytes()
+    a, b = (json.loads((tmp_path / r / "results" / result).read_text()) for r in ("a", "b"))
+    assert a["returns"] == b["returns"] and a["fits"] == b["fits"] >= 1
