@@ -2,11 +2,12 @@
 linear model with identical members (the planners' linear-quadratic check, wmlib.experiments.mujoco.lqr)."""
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
 
-from wmlib.control.pets import ParticleModel
+from wmlib.control.pets import ParticleModel, PETSAgent
 from wmlib.control.planners import PlannerParams, plan
 from wmlib.experiments.mujoco.lqr import LinearQuadratic
 from wmlib.models.ensemble import EnsembleParams, GaussianEnsemble, bootstrap_indices, fit, soft_bound
@@ -178,3 +179,20 @@ def test_planning_through_an_identical_ensemble_reaches_the_lqr_optimum(propagat
     assert abs(action.item() - optimum[0, 0].item()) < 0.01
     assert lq.plan_return(z0, mean) <= best + 1e-5
     assert lq.plan_return(z0, mean) > best - 1e-3 * abs(best)
+
+
+# --- the device switch: the same code on the CPU and, where present, on CUDA -------------------------------------
+
+@pytest.mark.parametrize("propagation", ["ts_inf", "ts1"])
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_fit_and_act_on_the_device(device, propagation):
+    g = torch.Generator().manual_seed(0)
+    obs, action = torch.randn(300, 3, generator=g), torch.rand(300, 2, generator=g) * 2 - 1
+    ens = GaussianEnsemble(3, 2, members=5, hidden=16, layers=2).to(device)
+    info = fit(ens, obs, action, obs + 0.1 * action[:, :1], obs[:, 0], EnsembleParams(max_epochs=2, batch_size=64), g)
+    assert info["epochs"] >= 1 and all(p.device.type == device for p in ens.parameters())
+    cfg = PlannerParams(horizon=4, iterations=2, samples=16, policy_samples=0, elites=4, temperature=0.5,
+                        min_std=0.05, max_std=0.5, method="cem", use_prior=False)
+    agent = PETSAgent(ens, cfg, 2, particles=10, propagation=propagation, penalty=0.5)
+    a = agent.act(np.zeros(3, np.float32))
+    assert a.shape == (2,) and np.all(np.abs(a) <= 1)
