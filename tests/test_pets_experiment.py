@@ -4,10 +4,13 @@ import subprocess
 import sys
 
 import pytest
+import torch
 import yaml
 
+from wmlib.experiments.pets import train
 from wmlib.experiments.pets.params import PETSParams
 from wmlib.experiments.pets.train import variant_settings
+from wmlib.io import load_torch
 from wmlib.params import SCALES, load_params, read_params_file
 from wmlib.paths import ROOT
 
@@ -75,10 +78,41 @@ train_pets((p, root / "data", root / "results"), ("dmc/cartpole-swingup", 0, "fu
 
 
 def test_a_job_is_reproducible(tmp_path):
-    """Same seed, two processes: the same ensemble and data (bytes) and the same evaluation returns."""
+    """Same seed, two processes: the same ensemble, data and evaluation returns."""
     for run in ("a", "b"):
         subprocess.run([sys.executable, "-c", JOB, str(tmp_path / run)], check=True, capture_output=True)
-    ckpt, result = "dmc_cartpole-swingup/full/seed0/checkpoint.pt", "dmc_cartpole-swingup/full/seed0/eval.json"
-    assert (tmp_path / "a/data" / ckpt).read_bytes() == (tmp_path / "b/data" / ckpt).read_bytes()
-    a, b = (json.loads((tmp_path / r / "results" / result).read_text()) for r in ("a", "b"))
-    assert a["returns"] == b["returns"] and a["fits"] == b["fits"] >= 1
+    assert_same_run(tmp_path / "a", tmp_path / "b")
+
+
+def assert_same_run(a, b):
+    job = "dmc_cartpole-swingup/full/seed0"
+    ca, cb = (load_torch(r / "data" / job / "checkpoint.pt") for r in (a, b))
+    for part in ("ensemble", "data"):
+        assert ca[part].keys() == cb[part].keys()
+        assert all(torch.equal(ca[part][k], cb[part][k]) for k in ca[part]), part
+    ra, rb = (json.loads((r / "results" / job / "eval.json").read_text()) for r in (a, b))
+    assert ra["returns"] == rb["returns"] and ra["fits"] == rb["fits"] >= 1 and ra["episodes"] == rb["episodes"]
+
+
+def test_an_interrupted_job_resumes_where_it_stopped(tmp_path, monkeypatch):
+    """Checkpoint at every curve point: a run stopped after the first one and rerun ends as the uninterrupted run."""
+    p = load_params(PETSParams, "smoke")
+    budget = p.budgets["dmc/cartpole-swingup"].model_copy(update={"eval_every": 200})  # a curve point per episode
+    p = p.model_copy(update={"device": "cpu", "budgets": {**p.budgets, "dmc/cartpole-swingup": budget}})
+    job = ("dmc/cartpole-swingup", 0, "full")
+    train.train_pets((p, tmp_path / "a/data", tmp_path / "a/results"), job)
+    calls, fit = [], train.fit
+
+    def fit_then_stop(*args, **kwargs):  # the second refit comes after the first checkpoint
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return fit(*args, **kwargs)
+
+    monkeypatch.setattr(train, "fit", fit_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        train.train_pets((p, tmp_path / "b/data", tmp_path / "b/results"), job)
+    monkeypatch.setattr(train, "fit", fit)
+    assert load_torch(tmp_path / "b/data" / "dmc_cartpole-swingup/full/seed0/checkpoint.pt")["state"]["step"] == 25
+    train.train_pets((p, tmp_path / "b/data", tmp_path / "b/results"), job)
+    assert_same_run(tmp_path / "a", tmp_path / "b")

@@ -10,11 +10,15 @@ Outputs, in the layout of wmlib.experiments.mujoco.train.run_dir with method "pe
     results/<scale>/pets/<task>/<variant>/seed<seed>/curve.csv   frames, episodes, mean, std, fits, holdout_mse
     data/<scale>/pets/<task>/<variant>/seed<seed>/checkpoint.pt  the ensemble and every transition (notebook 18)
 
+The checkpoint is written at every learning-curve point with the optimiser and every random stream; a rerun
+resumes from it when it was made with the same settings (`fingerprint`), else starts over.
+
 Variants: full (PE + TS-inf), ts1, expectation (the mean model), deterministic (DE + TS-inf), penalised
 (PE + TS-inf, reward - uncertainty.penalty x disagreement). `python -m wmlib.experiments.pets.train --scale S
 --task T --seed N --variant V` runs one job (a DVC stage each: pets_job@...).
 """
 import argparse
+import json
 import math
 import time
 from pathlib import Path
@@ -76,6 +80,14 @@ def load_agent(p: PETSParams, data: Path, task: str, seed: int, variant: str = "
     return agent, ensemble, saved["data"]
 
 
+def fingerprint(p: PETSParams, job: tuple[str, int, str]) -> str:
+    """The settings a job's checkpoint was made with: it resumes only from a checkpoint with the same."""
+    task, _, variant = job
+    return json.dumps({"job": job, "task": p.tasks[task].action_repeat, "budget": p.budgets[task].model_dump(),
+                       "variant": variant_settings(p, variant), "device": p.device,
+                       **p.model_dump(include={"ensemble", "train", "plan", "evaluation"})}, sort_keys=True)
+
+
 def train_pets(shared, job) -> dict:
     """One PETS run (module docstring); returns what it writes to eval.json."""
     p, data, results = shared
@@ -93,8 +105,20 @@ def train_pets(shared, job) -> dict:
     length = episode_length(p, task)
     total, seed_steps = budget.frames // ar, max(p.train.min_seed_steps, p.train.seed_episodes * length)
     store = {k: [] for k in ("obs", "action", "reward", "next_obs")}
-    step, episode, curve, fits, act_seconds, t0 = 0, 0, [], [], [], time.process_time()
-    bar = tqdm(total=budget.frames, unit="frame", mininterval=30, desc=f"pets {task} {variant} seed {seed}")
+    state = {"step": 0, "episode": 0, "curve": [], "fits": [], "act_seconds": [], "core_seconds": 0.0}
+    ckpt, key = run_dir(data, task, seed, variant) / "checkpoint.pt", fingerprint(p, job)
+    if ckpt.exists():
+        saved = load_torch(ckpt)
+        if saved.get("fingerprint") == key:  # else written with other settings (or by an older wmlib): start over
+            ensemble.load_state_dict(saved["ensemble"]), optimizer.load_state_dict(saved["optimizer"])
+            store, state = {k: list(v.numpy()) for k, v in saved["data"].items()}, saved["state"]
+            torch.set_rng_state(saved["rng"]), fit_gen.set_state(saved["fit_rng"])
+            agent.generator.set_state(saved["plan_rng"])
+            env.action_space.np_random.bit_generator.state = saved["action_rng"]
+    step, episode, curve, fits, act_seconds = (state[k] for k in ("step", "episode", "curve", "fits", "act_seconds"))
+    t0 = time.process_time()
+    bar = tqdm(total=budget.frames, initial=step * ar, unit="frame", mininterval=30,
+               desc=f"pets {task} {variant} seed {seed}")
     while step < total:
         obs, _ = env.reset(seed=seed * 100_000 + episode)
         agent.reset()
@@ -128,14 +152,19 @@ def train_pets(shared, job) -> dict:
                           "holdout_mse": float(np.mean(fits[-1]["holdout_mse"])) if fits else float("nan"),
                           "epochs": fits[-1]["epochs"] if fits else 0})
             bar.set_postfix(ret=f"{np.mean(returns):.0f}")
+            state.update(step=step, episode=episode, final_returns=returns,
+                         core_seconds=state["core_seconds"] + time.process_time() - t0)
+            t0 = time.process_time()
+            save_torch({"ensemble": ensemble.state_dict(), "optimizer": optimizer.state_dict(), "state": state,
+                        "data": {k: torch.as_tensor(np.array(v), dtype=torch.float32) for k, v in store.items()},
+                        "rng": torch.get_rng_state(), "fit_rng": fit_gen.get_state(),
+                        "plan_rng": agent.generator.get_state(),
+                        "action_rng": env.action_space.np_random.bit_generator.state, "fingerprint": key}, ckpt)
     bar.close()
     env.close(), eval_env.close()
-    transitions = {k: torch.as_tensor(np.array(v), dtype=torch.float32) for k, v in store.items()}
-    save_torch({"ensemble": ensemble.state_dict(), "data": transitions},
-               run_dir(data, task, seed, variant) / "checkpoint.pt")
     out = run_dir(results, task, seed, variant)
-    result = {"method": "pets", "task": task, "seed": seed, "variant": variant, "frames": frames,
-              "episodes": episode, "core_hours": (time.process_time() - t0) / 3600, **summarise(returns),
+    result = {"method": "pets", "task": task, "seed": seed, "variant": variant, "frames": step * ar,
+              "episodes": episode, "core_hours": state["core_seconds"] / 3600, **summarise(state["final_returns"]),
               "parameters": ensemble.num_parameters(), **variant_settings(p, variant), "fits": len(fits),
               "holdout_mse": fits[-1]["holdout_mse"] if fits else None,
               "act_ms_median": 1000 * float(np.median(act_seconds)) if act_seconds else None}
