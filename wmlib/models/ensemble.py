@@ -14,9 +14,10 @@ members (gaussian_mlp.py:299-303). `deterministic=True` is the PETS paper's "DE"
 
 `fit` trains every member on its own bootstrap (n indices drawn with replacement from the n training
 transitions; mbrl-lib's BootstrapIterator, mbrl/util/replay_buffer.py:146-157, with permute_indices=False) and
-stops on a holdout: after each epoch each member's holdout MSE is compared with its best so far, a member's
-best weights are kept, and training stops once no member improved by more than 1% (relative) for `patience`
-epochs (mbrl/models/model_trainer.py:160-211).
+stops on a holdout as mbrl-lib's ModelTrainer does (mbrl/models/model_trainer.py:160-211): after each epoch
+each member's holdout MSE is compared with its best so far, and training stops once no member improved by more
+than 1% (relative) for `patience` epochs. Unlike mbrl-lib, which keeps one snapshot of all members from the
+last epoch in which any improved, each member here keeps its own best weights.
 """
 import copy
 
