@@ -4,6 +4,8 @@
 #                         nothing here changes; its results are under scratch/pipeline-SCALE/results/SCALE/
 # make test:              set up and run the tests (unit tests + every notebook under nbval at smoke scale)
 # make bench:             set up and measure speed (results/default/benchmarks/)
+# make push / make pull:  the DVC-cached outputs (rollouts, checkpoints, replay buffers) to / from the default
+#                         DVC remote (.dvc/config: the local directory ../dvc-remote beside the checkout, unless pointed elsewhere)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # dvc's stage commands call `python` and `papermill`: put the venv first on PATH
@@ -13,7 +15,7 @@ PARAMS_SCALE := $(shell sed -n 's/^scale: *//p' params.yaml)
 SCALE ?= $(PARAMS_SCALE)
 WORKSPACE := scratch/pipeline-$(SCALE)
 
-.PHONY: setup repro test bench
+.PHONY: setup repro test bench push pull
 
 setup: $(VENV)/.installed
 
@@ -39,3 +41,9 @@ test: setup
 
 bench: setup
 	$(RUN) dvc repro benchmarks benchmarks_doom benchmarks_mujoco benchmarks_dreamer
+
+push: setup
+	$(RUN) dvc push
+
+pull: setup
+	$(RUN) dvc pull

@@ -112,6 +112,28 @@ def test_episode_stream_marks_restarts_and_deaths(tmp_path):
     assert out["done"].tolist() == [0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1]  # the 6-frame one hit the cap
     actions = np.concatenate([store[i].actions for i in range(3)]).astype(int)
     np.testing.assert_array_equal(out["move"], ACTION_TO_MOVE[actions])
+    np.testing.assert_array_equal(out["action"], out["move"])  # no replayable policy: the move stands in
+
+
+def test_stream_holds_the_continuous_actions_of_the_random_policy(tmp_path):
+    """The rollouts store TakeCover actions; the continuous actions the random policy quantised (the authors'
+    M input) are replayed from each episode's seed, equal to those drawn while collecting."""
+    run = Run("smoke", load_params(DoomParams, "smoke"), tmp_path, tmp_path)
+    store = RolloutStore(tmp_path / "rollouts")
+    meta, entries, drawn = {"policy": "held_uniform", "hold": [1, 10], "max_steps": 50}, [], []
+    for seed, T in ((11, 30), (12, 50)):
+        policy = HeldRandomPolicy(np.random.default_rng(seed), meta["hold"])
+        actions = []
+        for _ in range(T):
+            actions.append(policy(None))
+            drawn.append(policy.value)
+        ep = Episode(seed, np.zeros((T, 64, 64, 3), np.uint8), np.array(actions, np.float32), np.ones(T, np.float32))
+        entries.append(store.write(ep, meta))
+    store.write_index(entries, meta)
+    out = encode_rollouts(run, ConvVAE(64).eval())
+    np.testing.assert_allclose(out["action"], drawn, rtol=0, atol=1e-7)
+    assert len(np.unique(out["action"])) > 6 and np.abs(out["action"]).max() <= 1
+    np.testing.assert_array_equal(out["move"], (out["action"] > 1 / 3).astype(float) - (out["action"] < -1 / 3))
 
 
 GAME_THEN = """
@@ -142,3 +164,9 @@ def test_no_vizdoom_process_outlives_its_owner(how):
     while vizdoom_processes() - before and time.monotonic() < deadline:
         time.sleep(0.2)
     assert vizdoom_processes() - before == set()
+
+
+def test_a_policy_that_does_not_replay_is_named():
+    from wmlib.experiments.doom.world_model import held_actions
+    with pytest.raises(ValueError, match="episode 11"):
+        held_actions(11, [1, 10], np.full(40, 7.0, np.float32))

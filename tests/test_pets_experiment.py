@@ -16,16 +16,36 @@ from wmlib.paths import ROOT
 
 
 @pytest.mark.parametrize("scale", SCALES)
-def test_dvc_lists_every_job_of_every_scale(scale):
-    foreach = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["pets_job"]["foreach"]
-    listed = sorted((i["task"], i["seed"], i["variant"]) for i in foreach.values())
-    assert listed == sorted(load_params(PETSParams, scale).jobs())
-    assert all(i["dir"] == i["task"].replace("/", "_") for i in foreach.values())
+def test_dvc_runs_every_job_of_every_scale(scale):
+    """pets_job is a matrix over pets.tasks x pets.seeds, pets_ablation_job one stage per ablation: together the
+    jobs of every scale, each writing where run_dir puts it."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    full, ablation = stages["pets_job"], stages["pets_ablation_job"]
+    assert full["matrix"] == {"task": "${pets.tasks}", "seed": "${pets.seeds}"}
+    assert ablation["foreach"] == "${pets.ablations}"
+    p = load_params(PETSParams, scale)
+    raw = read_params_file()["pets"]
+    expanded = [(t, s, "full") for t in raw["tasks"] for s in raw["seeds"]]
+    expanded += [(raw["ablation_task"], raw["ablation_seed"], v) for v in raw["ablations"]]
+    assert expanded == p.jobs()
+    assert list(full["outs"][1]) == ["results/${scale}/pets/full/${item.task}/seed${item.seed}"]
+    out = list(ablation["do"]["outs"][1])[0]
+    assert out == "results/${scale}/pets/ablations/${item}/${pets.ablation_task}/seed${pets.ablation_seed}"
+
+
+def test_the_layout_is_the_mujoco_learners(tmp_path):
+    """results/<scale>/pets is where wmlib.experiments.mujoco.train.run_dir puts the learner 'pets'."""
+    from wmlib.experiments.mujoco.train import run_dir as mujoco_run_dir
+    for variant in ("full", "ts1"):
+        assert (train.run_dir(tmp_path / "pets", "dmc/walker-walk", 1, variant)
+                == mujoco_run_dir(tmp_path, "pets", "dmc/walker-walk", 1, variant))
+    assert train.run_dir(tmp_path, "dmc/walker-walk", 2) == tmp_path / "full/dmc/walker-walk/seed2"
+    assert train.run_dir(tmp_path, "dmc/walker-walk", 0, "ts1") == tmp_path / "ablations/ts1/dmc/walker-walk/seed0"
 
 
 def raw(scale="smoke", **changes):
     section = read_params_file()["pets"]
-    return {"tasks": section["tasks"], **section[scale], **changes}
+    return {**{k: v for k, v in section.items() if k not in SCALES}, **section[scale], **changes}
 
 
 def test_particles_must_split_over_the_members():
@@ -59,9 +79,9 @@ def test_same_tasks_budgets_and_evaluation_as_the_other_mujoco_learners(scale):
     """PETS's rows go into the shared sample-efficiency table: same frames, action repeat and evaluation."""
     from wmlib.experiments.mujoco.params import MujocoParams
     pets, mujoco = load_params(PETSParams, scale), load_params(MujocoParams, scale)
-    assert pets.budgets == mujoco.budgets and pets.evaluation == mujoco.evaluation
-    assert {t: s.action_repeat for t, s in pets.tasks.items()} == {t: s.action_repeat for t, s in mujoco.tasks.items()}
-    assert len(pets.seeds) >= 3
+    assert pets.budgets == {t: mujoco.budgets[t] for t in pets.tasks} and pets.evaluation == mujoco.evaluation
+    assert all(pets.tasks[t].action_repeat == mujoco.tasks[t].action_repeat for t in pets.tasks)
+    assert pets.seeds == mujoco.seeds and len(pets.seeds) >= 3
 
 
 JOB = """
@@ -85,7 +105,7 @@ def test_a_job_is_reproducible(tmp_path):
 
 
 def assert_same_run(a, b):
-    job = "dmc_cartpole-swingup/full/seed0"
+    job = "full/dmc/cartpole-swingup/seed0"
     ca, cb = (load_torch(r / "data" / job / "checkpoint.pt") for r in (a, b))
     for part in ("ensemble", "data"):
         assert ca[part].keys() == cb[part].keys()
@@ -113,6 +133,6 @@ def test_an_interrupted_job_resumes_where_it_stopped(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         train.train_pets((p, tmp_path / "b/data", tmp_path / "b/results"), job)
     monkeypatch.setattr(train, "fit", fit)
-    assert load_torch(tmp_path / "b/data" / "dmc_cartpole-swingup/full/seed0/checkpoint.pt")["state"]["step"] == 25
+    assert load_torch(tmp_path / "b/data/full/dmc/cartpole-swingup/seed0/checkpoint.pt")["state"]["step"] == 25
     train.train_pets((p, tmp_path / "b/data", tmp_path / "b/results"), job)
     assert_same_run(tmp_path / "a", tmp_path / "b")

@@ -32,7 +32,8 @@ def test_update_readme_replaces_only_the_marked_block(tmp_path):
 
 def test_markdown_table_leaves_paper_columns_empty_where_the_paper_has_no_number():
     df = pd.DataFrame([{"experiment": "e", "method": "random policy", "metric": "return", "mean": -50.2, "std": 3.1,
-                        "n": 100, "env_steps": 0, "paper_mean": None, "paper_std": None, "scale": "default",
+                        "n": 100, "ci_low": None, "ci_high": None, "env_steps": 0, "paper_mean": None,
+                        "paper_std": None, "scale": "default",
                         "train_episodes": 0, "core_hours": 0.0}])
     last = summary.markdown_table(df).splitlines()[-1]
     assert last == "| e | random policy | return | -50 +- 3 | 100 |  | 0 | 0 | 0.00 | default |"
@@ -59,6 +60,14 @@ def test_readme_benchmark_tables_are_generated_from_the_benchmark_json(experimen
 
 def test_markdown_table_shows_a_published_mean_without_spread_alone():
     df = pd.DataFrame([{"experiment": "dmc/walker-walk", "method": "TD-MPC (MPPI)", "metric": "return", "mean": 887.5,
-                        "std": 39.8, "n": 10, "env_steps": 40000, "paper_mean": 954.0, "paper_std": float("nan"),
-                        "scale": "default", "train_episodes": 40, "core_hours": 0.7}])
+                        "std": 39.8, "n": 10, "ci_low": None, "ci_high": None, "env_steps": 40000, "paper_mean": 954.0,
+                        "paper_std": float("nan"), "scale": "default", "train_episodes": 40, "core_hours": 0.7}])
     assert "| 888 +- 40 | 10 | 954 | 40,000 |" in summary.markdown_table(df)
+
+
+def test_markdown_table_shows_the_interval_over_seeds_where_there_is_one():
+    df = pd.DataFrame([{"experiment": "dmc/walker-walk", "method": "TD-MPC (MPPI)", "metric": "return", "mean": 887.5,
+                        "std": 39.8, "n": 3, "ci_low": 850.2, "ci_high": 921.7, "env_steps": 40000,
+                        "paper_mean": 953.6, "paper_std": 6.5, "scale": "default", "train_episodes": 120,
+                        "core_hours": 2.1}])
+    assert "| 888 +- 40 [850, 922] | 3 | 954 +- 6 | 40,000 |" in summary.markdown_table(df)

@@ -94,28 +94,48 @@ def savefig(fig, path):
     return fig
 
 
-def sample_efficiency(curves, table, published: dict, labels: dict):
-    """One panel per task: return against training frames for each learner (mean over seeds, band = std of
-    the evaluation episodes), the random policy as a line, and published returns as markers.
-    published: method -> task -> {frames: return}."""
+def sample_efficiency(curves, table, published, labels: dict):
+    """One panel per task: return against training frames for each learner (mean over seeds, band = the range over
+    seeds), the random policy as a line, and the published references (wmlib.experiments.mujoco.comparison.
+    published_curves: mean over their seeds, dashed, band = their range) up to the budget."""
     tasks = list(dict.fromkeys(table.task))
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.4), squeeze=False)
+    colors = {m: f"C{i}" for i, m in enumerate(labels)}
     for ax, task in zip(axes[0], tasks):
-        for i, (method, c) in enumerate(curves[curves.task == task].groupby("method", sort=False)):
-            m = c.groupby("frames")[["mean", "std"]].mean().reset_index()
-            ax.plot(m.frames, m["mean"], "o-", ms=3, color=f"C{i}", label=labels[method])
-            ax.fill_between(m.frames, m["mean"] - m["std"], m["mean"] + m["std"], color=f"C{i}", alpha=0.15)
+        for method, c in curves[curves.task == task].groupby("method", sort=False):
+            m = c.groupby("frames")["mean"].agg(["mean", "min", "max"]).reset_index()
+            ax.plot(m.frames, m["mean"], "o-", ms=3, color=colors[method], label=labels[method])
+            ax.fill_between(m.frames, m["min"], m["max"], color=colors[method], alpha=0.15)
         rnd = table[(table.task == task) & (table.method == "random")]
         if len(rnd):
             ax.axhline(rnd["mean"].iloc[0], color="gray", ls=":", label=labels["random"])
-        for j, (method, points) in enumerate(published.items()):
-            within = {f: r for f, r in points.get(task, {}).items() if f <= curves[curves.task == task].frames.max()}
-            if within:  # published points up to this budget
-                x, y = zip(*sorted(within.items()))
-                ax.plot(x, y, "*^"[j % 2], color=f"C{list(labels).index(method)}", mec="k", ms=9,
-                        label=f"{labels[method]}, published")
+        if len(published):
+            groups = published[published.task == task].groupby(["method", "reference"], sort=False)
+            for j, ((method, ref), g) in enumerate((k, g) for k, g in groups if len(g) > 1):  # a curve, not a point
+                ls = ["--", "-.", ":"][j % 3]
+                ax.plot(g.frames, g["mean"], ls, color=colors[method], lw=1, label=f"{ref}, published")
+                ax.fill_between(g.frames, g["min"], g["max"], color=colors[method], alpha=0.07)
         ax.set_title(task), ax.set_xlabel("training frames"), ax.set_ylabel("episode return")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def aggregate(agg, taus, profiles, cis):
+    """Left: IQM and mean of normalised returns with 95% stratified bootstrap intervals, one row per method (agg:
+    wmlib.experiments.mujoco.comparison.aggregate). Right: performance profiles with their 95% bands."""
+    fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(13, 0.5 * len(agg) + 2.2),
+                                     gridspec_kw={"width_ratios": [1, 1, 1.4]})
+    y = np.arange(len(agg))
+    for ax, key, title in ((a1, "iqm", "IQM"), (a2, "mean", "mean")):
+        ax.errorbar(agg[key], y, xerr=[agg[key] - agg[f"{key}_low"], agg[f"{key}_high"] - agg[key]], fmt="o",
+                    capsize=3)
+        ax.set_yticks(y, agg.method if ax is a1 else [""] * len(y)), ax.set_xlim(0, 1), ax.invert_yaxis()
+        ax.set_title(title), ax.set_xlabel("return / 1000")
+    for i, (name, profile) in enumerate(profiles.items()):
+        a3.plot(taus, profile, color=f"C{i}", label=name)
+        a3.fill_between(taus, cis[name][0], cis[name][1], color=f"C{i}", alpha=0.15)
+    a3.set_xlabel("normalised return tau"), a3.set_ylabel("fraction of runs > tau"), a3.legend(fontsize=6)
     fig.tight_layout()
     return fig
 

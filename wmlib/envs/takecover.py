@@ -66,14 +66,16 @@ def vizdoom_errors() -> tuple[type[Exception], ...]:
 
 
 class HeldRandomPolicy:
-    """The paper's data-collection policy: a uniform action in [-1, 1], held for hold[0]..hold[1] frames."""
+    """The paper's data-collection policy: a uniform action in [-1, 1], held for hold[0]..hold[1] frames.
+    Returns the TakeCover action; `value` is the continuous action it was quantised from (the authors feed
+    that one to M)."""
 
     def __init__(self, rng: np.random.Generator, hold=(1, 10)):
-        self.rng, self.hold, self.left, self.action = rng, hold, 0, 0
+        self.rng, self.hold, self.left, self.action, self.value = rng, hold, 0, 0, 0.0
 
     def __call__(self, obs) -> int:
         if self.left == 0:
-            a = self.rng.uniform(-1, 1)
+            self.value = a = self.rng.uniform(-1, 1)
             self.action = MOVE_TO_ACTION[int(a > 1 / 3) - int(a < -1 / 3)]
             self.left = int(self.rng.integers(self.hold[0], self.hold[1] + 1))
         self.left -= 1

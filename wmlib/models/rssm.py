@@ -114,12 +114,17 @@ class RSSM(nn.Module):
 
 
 def kl_loss(rssm: RSSM, post: torch.Tensor, prior: torch.Tensor, dyn_scale: float, rep_scale: float,
-            free_nats: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """KL balancing (Dreamer v2/v3): dyn_scale * max(free, KL(sg(q) || p)) + rep_scale * max(free, KL(q || sg(p))),
-    averaged over the leading dims. The dynamics term trains the prior, the representation term the posterior;
-    dyn_scale = rep_scale = beta is the unbalanced KL(q || p) of Dreamer v1 with weight beta.
-    Returns (loss, the KL value before clipping)."""
+            free_nats: float, free_avg: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """KL balancing (Dreamer v2/v3): dyn_scale * max(free, KL(sg(q) || p)) + rep_scale * max(free, KL(q || sg(p))).
+    The free nats clip each element's KL before averaging over the leading dims (v3: danijar/dreamerv3 423291a9,
+    nets.py:162-186), or, with `free_avg`, the average (v1: danijar/dreamer dreamer.py, `tf.maximum(
+    tf.reduce_mean(div), free_nats)`; v2: `free_avg: True` in danijar/dreamerv2's configs.yaml). The dynamics term
+    trains the prior, the representation term the posterior; dyn_scale = rep_scale = beta is the unbalanced
+    KL(q || p) of Dreamer v1 with weight beta. Returns (loss, the KL value before clipping)."""
     dyn = D.kl_divergence(rssm.dist(post.detach()), rssm.dist(prior))
     rep = D.kl_divergence(rssm.dist(post), rssm.dist(prior.detach()))
-    loss = dyn_scale * dyn.clamp(min=free_nats).mean() + rep_scale * rep.clamp(min=free_nats).mean()
+    if free_avg:
+        loss = dyn_scale * dyn.mean().clamp(min=free_nats) + rep_scale * rep.mean().clamp(min=free_nats)
+    else:
+        loss = dyn_scale * dyn.clamp(min=free_nats).mean() + rep_scale * rep.clamp(min=free_nats).mean()
     return loss, dyn.mean().detach()

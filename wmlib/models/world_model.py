@@ -29,6 +29,7 @@ class WorldModelConfig:
     dyn_scale: float = 0.5       # KL(sg(q) || p): trains the prior
     rep_scale: float = 0.1       # KL(q || sg(p)): trains the posterior
     free_nats: float = 1.0
+    free_avg: bool = False       # v1/v2: free nats clip the KL averaged over batch and time; v3: each element's
     recon_scale: float = 1.0
     symlog_obs: bool = True      # v3: reconstruct symlog(o) for vector observations
     two_hot: bool = True         # v3: two-hot reward (and value) heads
@@ -136,7 +137,7 @@ class WorldModel(nn.Module):
             reward_loss = -D.Normal(out.squeeze(-1), 1.0).log_prob(reward).mean()
         cont = torch.ones_like(reward) if cont is None else cont
         cont_loss = -D.Bernoulli(logits=self.continue_head(feat[1:]).squeeze(-1)).log_prob(cont).mean()
-        kl, kl_value = kl_loss(self.rssm, post, prior, cfg.dyn_scale, cfg.rep_scale, cfg.free_nats)
+        kl, kl_value = kl_loss(self.rssm, post, prior, cfg.dyn_scale, cfg.rep_scale, cfg.free_nats, cfg.free_avg)
         loss = cfg.recon_scale * recon + reward_loss + cont_loss + kl
         metrics = {"recon": recon.item(), "reward": reward_loss.item(), "cont": cont_loss.item(), "kl": kl_value.item()}
         return loss, metrics, (h, z)

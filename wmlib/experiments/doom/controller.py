@@ -1,9 +1,10 @@
 """Step 9: C trained with CMA-ES entirely inside M's dream at temperature tau, then scored over
 `evaluation.episodes` dreams and `evaluation.episodes` real TakeCover episodes.
 
-C: move = quantize(tanh(W [z, c, h])), no bias: 64 + 512 + 512 = 1,088 parameters. In the real
-game z is sampled from V's encoding of the frame and M is fed (z, move, restart flag) after each
-action, exactly as in the dream.
+C: a = tanh(W [z, c, h]), no bias: 64 + 512 + 512 = 1,088 parameters; the game gets move = quantize(a).
+In the real game z is sampled from V's encoding of the frame and M is fed (z, action, restart flag) after
+each action, exactly as in the dream; the action M is fed is the move or a itself, as M was trained
+(`mdnrnn.action_input`, stored with M).
 """
 import time
 
@@ -44,6 +45,11 @@ def _build_dream(shared, tau, max_steps) -> BatchedDream:
     return BatchedDream(mdnrnn, m["initial_mu"], m["initial_logvar"], tau, max_steps)
 
 
+def quantizes(shared) -> bool:
+    """Whether M takes the quantised move (else C's continuous action); M saved before the switch took moves."""
+    return shared["mdnrnn"].get("action_input", "move") == "move"
+
+
 def _dream_task(shared, item):
     """Worker task: item = (weights (n, 1088), dreams per row, tau, max_steps, seed) -> frames survived,
     (n, rollouts), numpy. All n * rollouts dreams are one batch, on `shared["device"]`."""
@@ -51,7 +57,7 @@ def _dream_task(shared, item):
     torch.manual_seed(seed)
     dream = _build_dream(shared, tau, max_steps)
     w = np.repeat(np.asarray(weights, np.float32), rollouts, axis=0)
-    return dream.rollout(linear_policy(w, dream.device), len(w)).reshape(-1, rollouts)
+    return dream.rollout(linear_policy(w, dream.device, quantizes(shared)), len(w)).reshape(-1, rollouts)
 
 
 def dream_scores(pool, shared, weights, rollouts: int, tau: float, max_steps: int, seed: int) -> np.ndarray:
@@ -119,6 +125,7 @@ class DoomAgent:
         self.vae.eval()
         self.cell = mdnrnn.cell()
         self.controller = make_controller(m["z_size"], m["hidden"]).to(self.device).set_flat(params).eval()
+        self.quantize = quantizes(shared)
         self.reset()
 
     def reset(self):
@@ -130,8 +137,9 @@ class DoomAgent:
     def __call__(self, frame: np.ndarray) -> int:
         mu, logvar = self.vae.encode(frames_to_tensor(frame[None]).to(self.device))
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
-        move = quantize_action(self.controller(torch.cat([z, self.c, self.h], -1))).view(1, 1)
-        self.h, self.c = self.cell(torch.cat([z, move, self.restart], -1), (self.h, self.c))
+        a = self.controller(torch.cat([z, self.c, self.h], -1)).view(1, 1)
+        move = quantize_action(a)
+        self.h, self.c = self.cell(torch.cat([z, move if self.quantize else a, self.restart], -1), (self.h, self.c))
         self.restart = torch.zeros(1, 1, device=self.device)
         return MOVE_TO_ACTION[int(move.item())]
 

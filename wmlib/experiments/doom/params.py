@@ -1,5 +1,5 @@
-"""VizDoom TakeCover's section of params.yaml (`doom.<scale>`, `doom.taus`), validated."""
-from typing import ClassVar
+"""VizDoom TakeCover's section of params.yaml (`doom.<scale>`, `doom.taus`, `doom.ablation`), validated."""
+from typing import ClassVar, Literal
 
 from ...params import Device, MDNRNNParams, ParallelParams, StrictParams, VAEParams
 
@@ -12,10 +12,27 @@ class DoomRolloutParams(StrictParams):
     retries: int                 # restarts of a VizDoom process that dies mid-episode
 
 
-class DoomMDNRNNParams(MDNRNNParams):
+class MSwitches(StrictParams):
+    """Where M's training departs from the authors' doomrnn.py, a switch each (the authors' choice in brackets)."""
+    action_input: Literal["move", "continuous"]   # M's action input: the quantised move in {-1, 0, +1}, or the
+                                                  # controller's continuous output in [-1, 1] [continuous]
+    reset_state: bool            # zero the LSTM state at each restart flag, as a dream starts an episode [true]
+    windows: Literal["random", "stream"]  # random: batch_size windows from anywhere, each from a zero state;
+                                 # stream: each epoch the episodes shuffled, laid end to end in batch_size rows
+                                 # and cut into consecutive windows, the LSTM state carried on [stream]
+    done_target: Literal["deaths", "episode_ends"]  # done = 1 on deaths only, or on every episode's last frame,
+                                                    # a capped one too [episode_ends]
+
+
+class DoomMDNRNNParams(MDNRNNParams, MSwitches):
     done_weight: float           # weight of done = 1 targets in the done head's cross-entropy
     lr_min: float                # lr decays as lr_min + (lr - lr_min) * lr_decay ** step
     lr_decay: float
+
+
+class DoomAblationParams(StrictParams):
+    tau: float                   # the dream temperature every variant's controller is trained and scored at
+    variants: dict[str, MSwitches]  # name -> M's switches (replacing `mdnrnn`'s); same latents, same budgets
 
 
 class DreamControllerParams(StrictParams):
@@ -44,3 +61,4 @@ class DoomParams(StrictParams):
     controller: DreamControllerParams
     evaluation: DoomEvaluationParams
     taus: list[float]            # dream temperatures, one controller each (shared by all scales)
+    ablation: DoomAblationParams  # shared by all scales

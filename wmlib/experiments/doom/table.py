@@ -8,6 +8,7 @@ from ...envs.takecover import make_takecover
 from ...evaluation import EvalResult, run_episode
 from ...io import load_json, save_csv, save_json
 from ...models.dream import BatchedDream, linear_policy
+from ...models.vae import frames_to_tensor
 from ..world_models import compute_used, load_vae
 from . import EXPERIMENT, PAPER_RANDOM, PAPER_TABLE, Run
 from .controller import DoomAgent, _weights, dream_scores, evaluate_real, load_controller_params
@@ -47,7 +48,7 @@ def controller_dream(run: Run, tau: float, steps: int, seed: int = 0) -> np.ndar
     vae, (mdnrnn, initial) = load_vae(run), load_mdnrnn(run)
     torch.manual_seed(seed)
     dream = BatchedDream(mdnrnn, initial["initial_mu"], initial["initial_logvar"], tau, steps)
-    policy = linear_policy(load_controller_params(run, tau)[None], dream.device)
+    policy = linear_policy(load_controller_params(run, tau)[None], dream.device, initial["action_input"] == "move")
     alive = torch.zeros(1, dtype=torch.long, device=dream.device)
     obs, zs, done = dream.reset(1), [dream.z], torch.zeros(1, dtype=torch.bool)
     while not done[0]:
@@ -84,6 +85,46 @@ def real_moves(run: Run, episodes: int) -> pd.DataFrame:
     df = pd.DataFrame(rows).T.round(2)
     save_csv(df, run.results / "real_moves.csv", index=True)
     return df
+
+
+def first_frames(run: Run, seeds) -> np.ndarray:
+    """The first frame of the real episode of each seed: uint8 (n, 64, 64, 3)."""
+    env = make_takecover(run.params.evaluation.max_steps)
+    frames = np.stack([env.reset(seed=s)[0] for s in seeds])
+    env.close()
+    return frames
+
+
+@torch.inference_mode()
+def exploitation(run: Run, dreams: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each controller's real-game survival (its evaluation, eval_real.json) against its survival in its own dream
+    (at its tau) started from the same first frames: V's encoding of each real episode's first frame, `dreams`
+    dreams from each, on the run's device with a generator seeded by `seed`. A dream that is easier than the
+    game (exploited) shows as dream > real. Returns (per episode: tau, seed, real, dream mean; per tau: real
+    and dream means +- std, gap = dream - real, ratio = dream / real), saved as exploitation_episodes.csv and
+    exploitation.csv."""
+    vae, (mdnrnn, initial) = load_vae(run), load_mdnrnn(run)
+    cap, rows = run.params.evaluation.max_steps, []
+    for tau in run.params.taus:
+        real = EvalResult.load(run.tau_dir(tau) / "eval_real.json")
+        mu, logvar = vae.encode(frames_to_tensor(first_frames(run, real.seeds)).to(run.device))
+        g = torch.Generator(device=mdnrnn.head.weight.device).manual_seed(seed)
+        dream = BatchedDream(mdnrnn, mu, logvar, tau, cap, generator=g)
+        n = len(real.seeds)
+        policy = linear_policy(np.repeat(load_controller_params(run, tau)[None], n * dreams, 0), dream.device,
+                               initial["action_input"] == "move")
+        survived = dream.rollout(policy, n * dreams, starts=np.repeat(np.arange(n), dreams)).reshape(n, dreams)
+        rows += [{"tau": tau, "seed": s, "real": r, "dream": d} for s, r, d in zip(real.seeds, real.returns,
+                                                                                    survived.mean(1))]
+    episodes = pd.DataFrame(rows)
+    per_tau = episodes.groupby("tau").agg(real_mean=("real", "mean"), real_std=("real", np.std),
+                                          dream_mean=("dream", "mean"), dream_std=("dream", np.std),
+                                          n=("real", "size")).reset_index()
+    per_tau["gap"] = per_tau.dream_mean - per_tau.real_mean
+    per_tau["ratio"] = per_tau.dream_mean / per_tau.real_mean
+    save_csv(episodes, run.results / "exploitation_episodes.csv")
+    save_csv(per_tau.round(2), run.results / "exploitation.csv")
+    return episodes, per_tau
 
 
 def summary_rows(run: Run, table: pd.DataFrame) -> pd.DataFrame:

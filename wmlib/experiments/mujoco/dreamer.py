@@ -4,7 +4,11 @@ imagination, and one training job per (task, seed, variant) in the same format a
     agent = Dreamer(obs_shape, action_dim, params.dreamer, device=device)  # version v1 | v2 | v3, see VERSIONS
     agent.act(obs, explore=True)                                # filter the posterior, sample the actor
     agent.update(*buffer.sample(B, T))                          # one world-model and one actor-critic step
+
+    python -m wmlib.experiments.mujoco.dreamer --scale S --task T --seed N   # one training job (a DVC stage)
 """
+import argparse
+
 import gymnasium as gym
 import numpy as np
 import torch
@@ -16,17 +20,22 @@ from ...envs.mujoco_tasks import make_env
 from ...io import load_torch
 from ...models.world_model import WorldModel, WorldModelConfig
 from .params import DreamerParams, MujocoParams
-from .train import run_dir, train_model_based
+from .train import run_dir, train_missing, train_model_based
 
-# The switches that differ between the papers (defaults of WorldModelConfig are v3's), plus discount and
-# return normalisation of the actor-critic.
+# The switches that differ between the papers: the world model's (defaults of WorldModelConfig are v3's), then the
+# actor-critic's (wmlib.control.actor_critic: discount, return normalisation, actor distribution, baseline, critic
+# regulariser; v3's are DreamerV3's reference behaviour, cited there).
+AC_SWITCHES = ("gamma", "return_norm", "actor_dist", "advantage", "slowreg")
 VERSIONS = {
     "v1": {"latent": "gaussian", "unimix": 0.0, "dyn_scale": 1.0, "rep_scale": 1.0, "free_nats": 3.0,
-           "symlog_obs": False, "two_hot": False, "gamma": 0.99, "return_norm": False},
+           "free_avg": True, "symlog_obs": False, "two_hot": False,
+           "gamma": 0.99, "return_norm": False, "actor_dist": "tanh_normal", "advantage": False, "slowreg": 0.0},
     "v2": {"latent": "categorical", "unimix": 0.0, "dyn_scale": 0.8, "rep_scale": 0.2, "free_nats": 1.0,
-           "symlog_obs": False, "two_hot": False, "gamma": 0.99, "return_norm": False},
+           "free_avg": True, "symlog_obs": False, "two_hot": False,
+           "gamma": 0.99, "return_norm": False, "actor_dist": "tanh_normal", "advantage": False, "slowreg": 0.0},
     "v3": {"latent": "categorical", "unimix": 0.01, "dyn_scale": 0.5, "rep_scale": 0.1, "free_nats": 1.0,
-           "symlog_obs": True, "two_hot": True, "gamma": 0.997, "return_norm": True},
+           "free_avg": False, "symlog_obs": True, "two_hot": True,
+           "gamma": 0.997, "return_norm": True, "actor_dist": "normal", "advantage": True, "slowreg": 1.0},
 }
 # Ablations, applied on top of the version: each removes one ingredient.
 ABLATIONS = {
@@ -34,11 +43,11 @@ ABLATIONS = {
     "deterministic": {"latent": "deterministic", "free_nats": 0.0},  # z = a deterministic function of (h, o)
     "no_reconstruction": {"recon_scale": 0.0},                  # learns from reward, continue and KL only
     "gaussian": {"latent": "gaussian", "unimix": 0.0},          # v1-style latent inside the v3 agent
+    # issue 17: one of DreamerV3's actor-critic rules back to this code's earlier (v1/v2) one
+    "no_baseline": {"advantage": False},                        # actor maximises R / S, not (R - v) / S
+    "tanh_actor": {"actor_dist": "tanh_normal"},                # tanh(Normal), entropy estimated by -log p
+    "slow_target": {"slowreg": 0.0},                            # returns from the slow critic, no regulariser
 }
-# DreamerV3 from states, frames -> return, from the authors' result files (../shared/reference/dreamer-tdmpc.md);
-# no Dreamer paper reports gymnasium's HalfCheetah.
-PUBLISHED = {"dmc/cartpole-swingup": {50_000: 331.0, 100_000: 513.0, 250_000: 820.0, 500_000: 853.0},
-             "dmc/walker-walk": {50_000: 290.0, 100_000: 518.0, 250_000: 871.0, 500_000: 925.0}}
 
 
 def variant_config(p: DreamerParams, variant: str = "full") -> dict:
@@ -53,13 +62,14 @@ class Dreamer:
                  device="cpu"):
         cfg = variant_config(p, variant)
         self.p, self.action_dim, self.device = p.train, action_dim, torch.device(device)
-        self.gamma = cfg.pop("gamma")
-        return_norm = cfg.pop("return_norm")
+        ac = {k: cfg.pop(k) for k in AC_SWITCHES}
+        self.gamma = ac["gamma"]
         self.wm = WorldModel(obs_shape, action_dim, WorldModelConfig(**p.model.model_dump(), **cfg))
         wm_cfg, t = self.wm.cfg, p.train
         self.ac = ActorCritic(self.wm.rssm.feature_size, action_dim, p.model.hidden, p.model.layers, wm_cfg.two_hot,
-                              wm_cfg.num_bins, wm_cfg.bin_range, self.gamma, t.lam, t.entropy_coef, return_norm,
-                              t.slow_tau, t.actor_lr, t.critic_lr, t.grad_clip)
+                              wm_cfg.num_bins, wm_cfg.bin_range, self.gamma, t.lam, t.entropy_coef, ac["return_norm"],
+                              t.slow_tau, t.actor_lr, t.critic_lr, t.grad_clip, ac["actor_dist"], ac["advantage"],
+                              ac["slowreg"])
         self.wm.to(self.device), self.ac.to(self.device)
         self.wm_opt = torch.optim.Adam(self.wm.parameters(), lr=t.model_lr, eps=1e-8)
         self.reset()
@@ -75,13 +85,14 @@ class Dreamer:
 
     @torch.no_grad()
     def act(self, obs, explore: bool = False) -> np.ndarray:
-        """Update the posterior with `obs`, then sample the actor (explore) or take its mode."""
+        """Update the posterior with `obs`, then sample the actor (explore) or take its mode; clipped to [-1, 1] (a
+        sample of the v3 actor's Normal can leave it)."""
         h, z = self.state
         embed = self.wm.embed(torch.as_tensor(np.ascontiguousarray(obs), device=self.device)[None])
         h, _, post = self.wm.rssm.obs_step(h, z, self.prev_action, embed)
         z = self.wm.rssm.sample(post, mode=not explore)
         feat = torch.cat([h, z], -1)
-        action = self.ac.actor(feat).sample() if explore else self.ac.actor.mode(feat)
+        action = (self.ac.actor(feat).sample() if explore else self.ac.actor.mode(feat)).clamp(-1, 1)
         self.state, self.prev_action = (h, z), action
         return action[0].cpu().numpy()
 
@@ -177,7 +188,27 @@ def train_dreamer(shared, job) -> dict:
 
 
 def train_all(run) -> list[dict]:
-    """Every Dreamer job of the scale on the run's worker pool."""
-    with run.pool(trains=True) as pool:
-        return pool.map(train_dreamer, dreamer_jobs(run.params), shared=(run.params, run.data, run.results),
-                        desc="dreamer runs")
+    """Every Dreamer job of the scale, training only those not finished yet (train.train_missing)."""
+    return train_missing(run, "dreamer", train_dreamer, dreamer_jobs(run.params))
+
+
+def main(argv=None):
+    from . import setup
+
+    ap = argparse.ArgumentParser(description="One Dreamer training job (a DVC stage each).")
+    ap.add_argument("--scale", required=True)
+    ap.add_argument("--task", required=True)
+    ap.add_argument("--seed", required=True, type=int)
+    args = ap.parse_args(argv)
+    run = setup(args.scale)
+    p = run.params
+    if args.task not in p.budgets or args.seed not in p.seeds:
+        raise SystemExit(f"--task {args.task} --seed {args.seed}: not a job of mujoco at scale {run.scale} "
+                         f"(tasks {list(p.budgets)}, seeds {p.seeds})")
+    result = train_dreamer((p, run.data, run.results), (args.task, args.seed, "full"))
+    print(f"dreamer {args.task} seed {args.seed}: return {result['mean']:.1f} +- {result['std']:.1f} "
+          f"over {result['n']} episodes, {result['core_hours']:.3f} core-hours")
+
+
+if __name__ == "__main__":
+    main()

@@ -8,8 +8,7 @@ from ...params import Device, ParallelParams, StrictParams
 
 
 class ControlTaskSpec(StrictParams):
-    action_repeat: int           # frames per agent step (TD-MPC v1: 8 on cartpole, 2 on walker; gym tasks 1)
-    published: dict[int, float]  # TD-MPC (v1) return at a number of frames (reference table); {} where none
+    action_repeat: int           # frames per agent step (TD-MPC v1: 8 on cartpole, 2 on walker, 4 on cheetah; gym 1)
 
 
 class BudgetParams(StrictParams):
@@ -103,16 +102,17 @@ class DreamerParams(StrictParams):
     train: DreamerTrainParams
     diagnostics: DreamerDiagnosticsParams
     ablation_task: str
-    ablations: list[Literal["no_kl", "deterministic", "no_reconstruction", "gaussian"]]
+    ablations: list[Literal["no_kl", "deterministic", "no_reconstruction", "gaussian", "no_baseline", "tanh_actor",
+                            "slow_target"]]
 
 
 class MujocoParams(StrictParams):
     section: ClassVar[str] = "mujoco"  # its key in params.yaml
-    seeds: list[int]
+    seeds: list[int]                       # shared by all scales: dvc.yaml's job stages iterate over them
     device: str = Device         # auto | cpu | cuda | cuda:N: models, replay buffers and planners (SAC too)
     parallel: ParallelParams
-    tasks: dict[str, ControlTaskSpec]      # shared by all scales
-    budgets: dict[str, BudgetParams]       # which tasks this scale trains, and for how long
+    tasks: dict[str, ControlTaskSpec]      # shared by all scales: dvc.yaml's job stages iterate over them
+    budgets: dict[str, BudgetParams]       # how long each task trains at this scale (every task in `tasks`)
     model: LatentModelParams
     train: TDMPCTrainParams
     planner: PlannerParams
@@ -128,9 +128,13 @@ class MujocoParams(StrictParams):
 
     @model_validator(mode="after")
     def _known_tasks(self):
-        if not self.seeds:
-            raise ValueError("seeds must list at least one seed")
-        for task in [*self.budgets, self.planner_study.task, self.dreamer.ablation_task]:
+        if not self.seeds or len(set(self.seeds)) < len(self.seeds):
+            raise ValueError(f"seeds must list at least one seed, each once, got {self.seeds}")
+        if set(self.budgets) != set(self.tasks):  # one DVC job stage per task, seed and learner at every scale
+            missing, unknown = sorted(set(self.tasks) - set(self.budgets)), sorted(set(self.budgets) - set(self.tasks))
+            raise ValueError(f"budgets must give every task in mujoco.tasks a budget: missing {missing}, "
+                             f"not in mujoco.tasks {unknown}")
+        for task in [self.planner_study.task, self.dreamer.ablation_task]:
             if task not in self.tasks:
                 raise ValueError(f"task {task!r} is not in mujoco.tasks ({', '.join(self.tasks)})")
         return self

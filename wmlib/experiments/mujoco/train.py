@@ -1,9 +1,15 @@
 """Training runs, one job per (task, seed): the model-based loop shared by TD-MPC (and its switch ablations)
 and Dreamer (wmlib.experiments.mujoco.dreamer), and Stable-Baselines3 SAC.
 
-Each job checkpoints at every learning-curve point and resumes from there when rerun; jobs run in
-parallel on the run's WorkerPool (Ray at paper scale). Steps are agent steps; frames = steps x action repeat.
+    python -m wmlib.experiments.mujoco.train --scale S --learner tdmpc|sac --task T --seed N   # one job (a DVC stage)
+
+Each job checkpoints at every learning-curve point and resumes from there when rerun. Under `dvc repro` every
+(learner, task, seed) is its own stage (dvc.yaml: mujoco_tdmpc_job, mujoco_sac_job, mujoco_dreamer_job), so a
+campaign is committed job by job; the notebooks then train only what is missing (the ablations, or everything
+outside DVC), in parallel on the run's WorkerPool (Ray at paper scale). Steps are agent steps; frames = steps x
+action repeat.
 """
+import argparse
 import io
 import math
 import time
@@ -27,10 +33,17 @@ ABLATIONS = {"no_simnorm": {"simnorm": False}, "no_two_hot": {"two_hot": False}}
 
 
 def run_dir(root: Path, method: str, task: str, seed: int, variant: str = "full") -> Path:
-    """<root>/<method>/<task with / as _>/<variant>/seed<seed>/"""
-    path = Path(root) / method / task.replace("/", "_") / variant / f"seed{seed}"
+    """<root>/<method>/full/<task>/seed<seed>/ (task as a path: dmc/walker-walk), for an ablation
+    <root>/<method>/ablations/<variant>/<task>/seed<seed>/; created if missing."""
+    path = Path(root) / method / ("full" if variant == "full" else f"ablations/{variant}") / task / f"seed{seed}"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def finished(results: Path, method: str, task: str, seed: int, variant: str = "full") -> dict | None:
+    """The job's eval.json if it has run to the end (its last step writes it), else None."""
+    path = run_dir(results, method, task, seed, variant) / "eval.json"
+    return load_json(path) if path.exists() else None
 
 
 def episode_length(p: MujocoParams, task: str) -> int:
@@ -205,14 +218,50 @@ def train_sac(shared, job) -> dict:
     return result
 
 
+def train_missing(run, method: str, fn, jobs: list[tuple]) -> list[dict]:
+    """The results of every job (task, seed[, variant]) of `method`: those already finished (the DVC job stages)
+    read back, the others trained by `fn(shared, job)` on the run's worker pool; in the order of `jobs`."""
+    done = {job: finished(run.results, method, *job) for job in jobs}
+    todo = [job for job, result in done.items() if result is None]
+    if todo:
+        with run.pool(trains=True) as pool:
+            done |= dict(zip(todo, pool.map(fn, todo, shared=(run.params, run.data, run.results),
+                                            desc=f"{method} runs")))
+    return [done[job] for job in jobs]
+
+
 def train_all(run, method: str) -> list[dict]:
-    """Every job of `method` ('tdmpc' or 'sac') on the run's worker pool."""
+    """Every job of `method` ('tdmpc' or 'sac'), training only those not finished yet (train_missing)."""
     p = run.params
     if method == "tdmpc":
-        fn, jobs = train_tdmpc, tdmpc_jobs(p)
-    elif method == "sac":
-        fn, jobs = train_sac, [(t, s) for t in p.budgets for s in p.seeds]
+        return train_missing(run, method, train_tdmpc, tdmpc_jobs(p))
+    if method == "sac":
+        return train_missing(run, method, train_sac, [(t, s) for t in p.budgets for s in p.seeds])
+    raise ValueError(f"method must be 'tdmpc' or 'sac', got {method!r}")
+
+
+def main(argv=None):
+    from . import setup
+
+    ap = argparse.ArgumentParser(description="One TD-MPC or SAC training job (a DVC stage each).")
+    ap.add_argument("--scale", required=True)
+    ap.add_argument("--learner", required=True, choices=["tdmpc", "sac"])
+    ap.add_argument("--task", required=True)
+    ap.add_argument("--seed", required=True, type=int)
+    args = ap.parse_args(argv)
+    run = setup(args.scale)
+    p = run.params
+    if args.task not in p.budgets or args.seed not in p.seeds:
+        raise SystemExit(f"--task {args.task} --seed {args.seed}: not a job of mujoco at scale {run.scale} "
+                         f"(tasks {list(p.budgets)}, seeds {p.seeds})")
+    shared = (p, run.data, run.results)
+    if args.learner == "tdmpc":
+        result = train_tdmpc(shared, (args.task, args.seed, "full"))
     else:
-        raise ValueError(f"method must be 'tdmpc' or 'sac', got {method!r}")
-    with run.pool(trains=True) as pool:
-        return pool.map(fn, jobs, shared=(p, run.data, run.results), desc=f"{method} runs")
+        result = train_sac(shared, (args.task, args.seed))
+    print(f"{args.learner} {args.task} seed {args.seed}: return {result['mean']:.1f} +- {result['std']:.1f} "
+          f"over {result['n']} episodes, {result['core_hours']:.3f} core-hours")
+
+
+if __name__ == "__main__":
+    main()

@@ -31,7 +31,7 @@ class PETSPlannerParams(StrictParams):
 
 
 class UncertaintyParams(StrictParams):
-    task: str                    # the task drawn in notebook 18's figure, on which the penalised planner is run
+    task: str                    # the task drawn in notebook 19's figure, on which the penalised planner is run
     episodes: int                # fresh episodes of the agent (in distribution) and of the other policy (OOD)
     horizons: list[int]          # open-loop steps at which multi-step error and disagreement are compared
     bins: int                    # bins of the variance reliability curve
@@ -40,7 +40,7 @@ class UncertaintyParams(StrictParams):
 
 class PETSParams(StrictParams):
     section: ClassVar[str] = "pets"  # its key in params.yaml
-    seeds: list[int]
+    seeds: list[int]                       # shared by all scales, as tasks and the ablations
     device: str = Device
     parallel: ParallelParams
     tasks: dict[str, PETSTaskSpec]         # shared by all scales
@@ -50,7 +50,8 @@ class PETSParams(StrictParams):
     plan: PETSPlannerParams
     evaluation: ControlEvaluationParams
     ablation_task: str
-    ablations: list[Variant]               # extra runs of ablation_task, first seed
+    ablation_seed: int
+    ablations: list[Variant]               # extra runs of ablation_task with ablation_seed
     uncertainty: UncertaintyParams
 
     @property
@@ -58,14 +59,19 @@ class PETSParams(StrictParams):
         return self.seeds[0]
 
     def jobs(self) -> list[tuple[str, int, str]]:
-        """(task, seed, variant): every budgeted task and seed, then the ablations (dvc.yaml's pets_job@...)."""
-        return ([(t, s, "full") for t in self.budgets for s in self.seeds]
-                + [(self.ablation_task, self.seed, v) for v in self.ablations])
+        """(task, seed, variant): every task and seed (dvc.yaml's pets_job), then the ablations (pets_ablation_job)."""
+        return ([(t, s, "full") for t in self.tasks for s in self.seeds]
+                + [(self.ablation_task, self.ablation_seed, v) for v in self.ablations])
 
     @model_validator(mode="after")
     def _check(self):
         if not self.seeds:
             raise ValueError("seeds must list at least one seed")
+        if set(self.budgets) != set(self.tasks):
+            raise ValueError(f"budgets ({', '.join(self.budgets)}) must cover exactly pets.tasks "
+                             f"({', '.join(self.tasks)}): dvc.yaml runs a job per task and seed")
+        if self.ablation_seed not in self.seeds:
+            raise ValueError(f"ablation_seed {self.ablation_seed} is not in seeds {self.seeds}")
         named = [("budgets", t) for t in self.budgets]
         named += [("ablation_task", self.ablation_task), ("uncertainty.task", self.uncertainty.task)]
         for name, task in named:

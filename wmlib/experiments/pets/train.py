@@ -1,21 +1,22 @@
-"""PETS runs, one job per (task, seed, variant) (Chua et al., 2018, Alg. 1): random seed steps, then every
-`fit_every` agent steps refit the ensemble on all data so far (warm-started, one Adam kept across refits, as
+"""PETS runs (notebook 18), one job per (task, seed, variant) (Chua et al., 2018, Alg. 1): random seed steps,
+then every `fit_every` agent steps refit the ensemble on all data so far (warm-started, one Adam kept across refits, as
 mbrl-lib does) and act with CEM through it; evaluation episodes every `eval_every` frames and at the end, on the
 shared evaluation seeds with the shared harness (wmlib.evaluation.run_episodes), as the learners of
 wmlib.experiments.mujoco do.
 
-Outputs, in the layout of wmlib.experiments.mujoco.train.run_dir with method "pets":
-    results/<scale>/pets/<task>/<variant>/seed<seed>/eval.json   the fields every learner's eval.json has
+Outputs, in the layout of wmlib.experiments.mujoco.train.run_dir with learner "pets" (`run_dir` below; an
+ablation under ablations/<variant>/ instead of full/):
+    results/<scale>/pets/full/<task>/seed<seed>/eval.json   the fields every learner's eval.json has
         (method, task, seed, variant, frames, episodes, core_hours, mean, std, n, returns) plus PETS's own
-    results/<scale>/pets/<task>/<variant>/seed<seed>/curve.csv   frames, episodes, mean, std, fits, holdout_mse
-    data/<scale>/pets/<task>/<variant>/seed<seed>/checkpoint.pt  the ensemble and every transition (notebook 18)
+    results/<scale>/pets/full/<task>/seed<seed>/curve.csv   frames, episodes, mean, std, fits, holdout_mse
+    data/<scale>/pets/full/<task>/seed<seed>/checkpoint.pt  the ensemble and every transition (notebook 19)
 
 The checkpoint is written at every learning-curve point with the optimiser and every random stream; a rerun
 resumes from it when it was made with the same settings (`fingerprint`), else starts over.
 
 Variants: full (PE + TS-inf), ts1, expectation (the mean model), deterministic (DE + TS-inf), penalised
 (PE + TS-inf, reward - uncertainty.penalty x disagreement). `python -m wmlib.experiments.pets.train --scale S
---task T --seed N --variant V` runs one job (a DVC stage each: pets_job@...).
+--task T --seed N --variant V` runs one job (a DVC stage each: pets_job@..., pets_ablation_job@...).
 """
 import argparse
 import json
@@ -39,8 +40,10 @@ from .params import PETSParams
 
 
 def run_dir(root: Path, task: str, seed: int, variant: str = "full") -> Path:
-    """<root>/<task with / as _>/<variant>/seed<seed>/ (root: results/<scale>/pets or data/<scale>/pets)."""
-    path = Path(root) / task.replace("/", "_") / variant / f"seed{seed}"
+    """<root>/full/<task>/seed<seed>/, for an ablation <root>/ablations/<variant>/<task>/seed<seed>/ (root:
+    results/<scale>/pets or data/<scale>/pets): wmlib.experiments.mujoco.train.run_dir's layout for the learner
+    "pets" under results/<scale>, so the MuJoCo comparison can read these runs as its own. Created if missing."""
+    path = Path(root) / ("full" if variant == "full" else f"ablations/{variant}") / task / f"seed{seed}"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -185,7 +188,7 @@ def train_all(run) -> list[dict]:
 
 
 def ensure(run, job: tuple[str, int, str]) -> dict:
-    """The job's eval.json, training it first if it has none (notebook 18 outside the pipeline)."""
+    """The job's eval.json, training it first if it has none (notebook 19 outside the pipeline)."""
     path = run_dir(run.results, *job) / "eval.json"
     if not path.exists():
         train_pets((run.params, run.data, run.results), job)
@@ -236,7 +239,7 @@ def curves(run) -> pd.DataFrame:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="One PETS job (a DVC stage each: pets_job@...).")
+    ap = argparse.ArgumentParser(description="One PETS job (a DVC stage each: pets_job@..., pets_ablation_job@...).")
     ap.add_argument("--scale", required=True)
     ap.add_argument("--task", required=True)
     ap.add_argument("--seed", required=True, type=int)
@@ -245,7 +248,7 @@ def main(argv=None):
     run = setup(args.scale)
     job = (args.task, args.seed, args.variant)
     if job not in run.params.jobs():
-        raise SystemExit(f"job {job} is not one of pets.{run.scale}'s jobs (budgets x seeds, and the ablations of "
+        raise SystemExit(f"job {job} is not one of pets.{run.scale}'s jobs (tasks x seeds, and the ablations of "
                          f"{run.params.ablation_task}): {run.params.jobs()}")
     result = train_pets((run.params, run.data, run.results), job)
     print(f"pets {args.task} {args.variant} seed {args.seed}: {result['mean']:.1f} +- {result['std']:.1f}")

@@ -1,4 +1,4 @@
-"""Notebook 18: what the ensemble knows about its own errors.
+"""Notebook 19: what the ensemble knows about its own errors.
 
     disagreement          epistemic uncertainty: the variance across members of their mean predictions
     one_step              per transition: disagreement, the ensemble mean's squared error, the predictive PIT
@@ -146,7 +146,7 @@ def flatten(eps: list[dict]) -> tuple[torch.Tensor, ...]:
 
 
 def measure(p, run_data, task: str, seed: int, penalised: bool = False, q_model=None) -> tuple[dict, dict]:
-    """Notebook 18's measurements for the finished job (task, seed, full): fresh episodes of the agent (in
+    """Notebook 19's measurements for the finished job (task, seed, full): fresh episodes of the agent (in
     distribution) and of `held_action_policy` (OOD) on the evaluation seeds; returns (metrics, tables) where
     metrics holds the numbers for results/ and tables the curves behind the figures. `penalised`: also the
     planner with reward - uncertainty.penalty x disagreement on the same seeds (the plain planner's returns are

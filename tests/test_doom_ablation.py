@@ -1,0 +1,84 @@
+"""The Doom ablation: each variant's run (its switches, its folders, the shared V and latents), the interval of a
+mean, and the table gathered from the variants' results."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from wmlib.evaluation import EvalResult
+from wmlib.experiments.doom import Run
+from wmlib.experiments.doom.ablation import ablation_table, mean_interval, variant_run
+from wmlib.experiments.doom.params import DoomParams, MSwitches
+from wmlib.io import save_json
+from wmlib.params import load_params
+
+SWITCHES = list(MSwitches.model_fields)
+
+
+@pytest.fixture
+def run(tmp_path):
+    run = Run("smoke", load_params(DoomParams, "smoke"), tmp_path / "data", tmp_path / "results")
+    run.data.mkdir(parents=True)
+    for name in ("vae.pt", "latents.npz"):
+        (run.data / name).write_bytes(name.encode())
+    return run
+
+
+def test_variants_change_one_thing_at_a_time():
+    """Every variant but `ours` and `authors` is one switch away from another variant; `authors` is the authors'
+    choice on every switch."""
+    variants = {k: v.model_dump() for k, v in load_params(DoomParams, "default").ablation.variants.items()}
+    assert variants["authors"] == {"action_input": "continuous", "reset_state": True, "windows": "stream",
+                                   "done_target": "episode_ends"}
+    for name, v in variants.items():
+        if name not in ("ours", "authors"):
+            assert min(sum(v[s] != w[s] for s in SWITCHES) for k, w in variants.items() if k != name) == 1, name
+
+
+def test_variant_run_has_its_switches_its_folders_and_the_shared_files(run):
+    v = run.params.ablation.variants["stream"]
+    vrun = variant_run(run, "stream")
+    assert {s: getattr(vrun.params.mdnrnn, s) for s in SWITCHES} == v.model_dump()
+    assert vrun.params.mdnrnn.steps == run.params.mdnrnn.steps and vrun.params.controller == run.params.controller
+    assert vrun.params.taus == [run.params.ablation.tau]
+    assert vrun.data == run.data / "ablation" / "stream" and vrun.results == run.results / "ablation" / "stream"
+    for name in ("vae.pt", "latents.npz"):
+        assert (vrun.data / name).read_bytes() == name.encode()
+    variant_run(run, "stream")  # again: the links are kept
+
+
+def test_unknown_variant_is_named(run):
+    with pytest.raises(ValueError, match="no variant 'nope'"):
+        variant_run(run, "nope")
+
+
+def test_mean_interval_matches_the_normal_one_for_a_large_sample():
+    x = np.random.default_rng(0).normal(500, 200, 2000)
+    half = 1.96 * x.std() / np.sqrt(len(x))
+    low, high = mean_interval(x)
+    assert low == pytest.approx(x.mean() - half, abs=0.1 * half) and high == pytest.approx(x.mean() + half,
+                                                                                           abs=0.1 * half)
+    assert mean_interval([7.0, 7.0]) == (7.0, 7.0)
+
+
+def test_table_gathers_each_variants_results(run):
+    tau, rows = run.params.ablation.tau, {}
+    rng = np.random.default_rng(1)
+    for i, variant in enumerate(run.params.ablation.variants):
+        results = run.results / "ablation" / variant
+        tau_dir = results / "taus" / str(float(tau))
+        tau_dir.mkdir(parents=True)
+        real = rng.integers(100, 2100, 20).astype(float).tolist()
+        EvalResult("x", list(range(20)), real, real).save(tau_dir / "eval_real.json")
+        save_json({"dream_mean": 1000.0 + i}, tau_dir / "evaluation.json")
+        pd.DataFrame({"tau": [tau], "gap": [50.0 * i]}).to_csv(results / "exploitation.csv", index=False)
+        pd.DataFrame({"left": [0.5], "stay": [0.3], "right": [0.2]}, index=["C"]).to_csv(results / "real_moves.csv")
+        rows[variant] = (real, 1000.0 + i, 50.0 * i)
+    table = ablation_table(run).set_index("variant")
+    assert list(table.index) == list(run.params.ablation.variants)
+    for variant, (real, dream, gap) in rows.items():
+        r = table.loc[variant]
+        assert r.real_mean == pytest.approx(np.mean(real)) and r.real_std == pytest.approx(np.std(real))
+        assert r.real_low < r.real_mean < r.real_high and r.n == 20
+        assert (r.dream_mean, r.exploitation_gap, r.left) == (dream, gap, 0.5)
+        assert r.windows == run.params.ablation.variants[variant].windows
+    assert (run.results / "ablation.csv").exists()

@@ -1,0 +1,42 @@
+"""MuJoCo training jobs as DVC stages: dvc.yaml's job stages write exactly where the code's run_dir puts a run, and the
+notebooks train only the jobs that have not finished."""
+import contextlib
+from types import SimpleNamespace
+
+import yaml
+
+from wmlib.experiments.mujoco import train
+from wmlib.io import save_json
+from wmlib.paths import ROOT
+
+JOB_STAGES = {"mujoco_tdmpc_job": "tdmpc", "mujoco_sac_job": "sac", "mujoco_dreamer_job": "dreamer"}
+
+
+def test_job_stages_cover_every_task_and_seed_and_write_where_run_dir_does(tmp_path):
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for name, learner in JOB_STAGES.items():
+        stage = stages[name]
+        assert stage["matrix"] == {"task": "${mujoco.tasks}", "seed": "${mujoco.seeds}"}
+        task, seed = "dmc/walker-walk", 2
+        outs = [next(iter(o)) if isinstance(o, dict) else o for o in stage["outs"]]
+        resolved = {o.replace("${item.task}", task).replace("${item.seed}", str(seed)).replace("${scale}", "smoke")
+                    for o in outs}
+        assert resolved == {str(train.run_dir(tmp_path / root, learner, task, seed).relative_to(tmp_path))
+                            for root in ("data/smoke/mujoco", "results/smoke/mujoco")}
+        assert "--task ${item.task} --seed ${item.seed}" in stage["cmd"]
+
+
+def test_train_missing_reads_finished_jobs_and_trains_only_the_others(tmp_path):
+    save_json({"mean": 1.0}, train.run_dir(tmp_path, "tdmpc", "dmc/walker-walk", 0) / "eval.json")
+    trained = []
+
+    class Pool:
+        def map(self, fn, jobs, shared, desc):
+            return [fn(shared, job) for job in jobs]
+
+    run = SimpleNamespace(params=None, data=tmp_path, results=tmp_path,
+                          pool=lambda trains: contextlib.nullcontext(Pool()))
+    fn = lambda shared, job: trained.append(job) or {"mean": 2.0}  # noqa: E731
+    jobs = [("dmc/walker-walk", 1, "full"), ("dmc/walker-walk", 0, "full"), ("dmc/walker-walk", 0, "no_two_hot")]
+    results = train.train_missing(run, "tdmpc", fn, jobs)
+    assert trained == [jobs[0], jobs[2]] and [r["mean"] for r in results] == [2.0, 1.0, 2.0]
