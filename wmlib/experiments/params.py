@@ -14,8 +14,9 @@ from ..params import PARAMS_FILE, SCALES, ParamsError, read_params_file, resolve
 from .carracing.params import CarRacingParams
 from .doom.params import DoomParams
 from .mujoco.params import MujocoParams
+from .pets.params import PETSParams
 
-EXPERIMENTS = {schema.section: schema for schema in (CarRacingParams, DoomParams, MujocoParams)}
+EXPERIMENTS = {schema.section: schema for schema in (CarRacingParams, DoomParams, MujocoParams, PETSParams)}
 
 
 def check_params(params_file: Path = PARAMS_FILE) -> None:
