@@ -81,3 +81,17 @@ def test_collect_episode_records_what_the_env_saw():
     assert (ep.actions[:, 1:] >= 0).all() and (np.abs(ep.actions) <= 1).all()
     again = collect_episode(env, BrownianPolicy(env.action_space, np.random.default_rng(0)), seed=3)
     np.testing.assert_array_equal(ep.frames, again.frames)  # seeded: reproducible
+
+
+def test_the_index_is_byte_stable_across_collection_runs(tmp_path):
+    """The same episodes collected twice (different timings, a VizDoom restart) give the same index.json bytes, so
+    a rerun of a rollouts stage leaves the stages that read it up to date."""
+    indexes = []
+    for run, (seconds, restarts) in enumerate([(1.5, 0), (2.7, 1)]):
+        store = RolloutStore(tmp_path / str(run))
+        entries = [{**store.write(random_episode(s), META), "seconds": seconds, "restarts": restarts}
+                   for s in range(2)]
+        store.write_index(entries, META)
+        indexes.append((store.root / "index.json").read_bytes())
+        assert [e["seed"] for e in store.index] == [0, 1]
+    assert indexes[0] == indexes[1]

@@ -14,6 +14,7 @@ import numpy as np
 from ..io import atomic_path, load_json, save_json
 
 INDEX = "index.json"
+ENTRY_FIELDS = ("file", "seed", "steps", "return", "sha256")  # an index entry (RolloutStore._entry)
 
 
 class CorruptRolloutError(RuntimeError):
@@ -74,7 +75,9 @@ class RolloutStore:
         return self._entry(name, ep)
 
     def write_index(self, entries: list[dict], meta: dict):
-        save_json({"meta": meta, "episodes": entries}, self.root / INDEX)
+        """index.json: per episode only what identifies its data (ENTRY_FIELDS), not how it was collected (time,
+        restarts), so that the same episodes give the same bytes and a rerun leaves the stages after it current."""
+        save_json({"meta": meta, "episodes": [{k: e[k] for k in ENTRY_FIELDS} for e in entries]}, self.root / INDEX)
 
     def load(self, entry: dict) -> Episode:
         path = self.root / entry["file"]
