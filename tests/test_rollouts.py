@@ -95,3 +95,26 @@ def test_the_index_is_byte_stable_across_collection_runs(tmp_path):
         indexes.append((store.root / "index.json").read_bytes())
         assert [e["seed"] for e in store.index] == [0, 1]
     assert indexes[0] == indexes[1]
+
+
+
+def test_a_resumed_collection_says_how_many_episodes_it_did_not_time(tmp_path):
+    """CarRacing's step 1 resumes episode by episode; rollouts.json then counts the resumed episodes, whose collection
+    time this run did not measure, instead of silently reporting less compute; the index is the same either way."""
+    from wmlib.experiments.carracing import Run
+    from wmlib.experiments.carracing.params import CarRacingParams
+    from wmlib.experiments.carracing.rollouts import collect_rollouts
+    from wmlib.io import load_json
+    from wmlib.params import load_params
+
+    p = load_params(CarRacingParams, "smoke")
+    p = p.model_copy(update={"rollouts": p.rollouts.model_copy(update={"episodes": 2, "max_steps": 5}),
+                             "parallel": p.parallel.model_copy(update={"workers": 1})})
+    run = Run("smoke", p, tmp_path / "data", tmp_path / "results")
+    first = collect_rollouts(run)
+    index = (first.root / "index.json").read_bytes()
+    (first.root / "ep_0000001.npz").unlink()  # as if interrupted before the second episode
+    collect_rollouts(run)
+    report = load_json(tmp_path / "results" / "rollouts.json")
+    assert report["episodes"] == 2 and report["episodes_resumed"] == 1 and report["core_seconds"] > 0
+    assert (first.root / "index.json").read_bytes() == index

@@ -22,7 +22,8 @@ def collect_rollouts(run: Run) -> RolloutStore:
     frames = sum(e["steps"] for e in entries)
     save_json({"episodes": len(entries), "frames": frames,
                "mean_return": float(np.mean([e["return"] for e in entries])),
-               "core_seconds": float(sum(e["seconds"] for e in entries))}, run.results / "rollouts.json")
+               "core_seconds": float(sum(e["seconds"] for e in entries)),  # this run's: a resumed episode counts 0
+               "episodes_resumed": sum(e["resumed"] for e in entries)}, run.results / "rollouts.json")
     return store
 
 
@@ -36,9 +37,9 @@ def _rollout_task(shared, seed):
         policy = BrownianPolicy(env.action_space, rng) if meta["policy"] == "brownian" else _uniform(env, seed)
         entry = store.write(collect_episode(env, policy, seed), meta)
         env.close()
-        entry["seconds"] = time.process_time() - start
+        entry.update(seconds=time.process_time() - start, resumed=False)
     else:
-        entry["seconds"] = 0.0  # collected by an earlier, interrupted run
+        entry.update(seconds=0.0, resumed=True)  # collected by an earlier, interrupted run
     return entry
 
 

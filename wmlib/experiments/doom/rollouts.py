@@ -27,7 +27,8 @@ def collect_rollouts(run: Run) -> RolloutStore:
     save_json({"episodes_collected": len(entries), "episodes": len(kept), "frames": int(sum(e["steps"] for e in kept)),
                "all_frames": int(lengths.sum()), "mean_length_all": float(lengths.mean()),
                "std_length_all": float(lengths.std()), "vizdoom_restarts": int(sum(e["restarts"] for e in entries)),
-               "core_seconds": float(sum(e["seconds"] for e in entries))}, run.results / "rollouts.json")
+               "core_seconds": float(sum(e["seconds"] for e in entries)),  # this run's: a resumed episode counts 0
+               "episodes_resumed": sum(e["resumed"] for e in entries)}, run.results / "rollouts.json")
     return store
 
 
@@ -35,7 +36,7 @@ def _rollout_task(shared, seed):
     store, meta = RolloutStore(shared["root"]), shared["meta"]
     entry = store.existing(seed, meta)
     if entry is not None:  # collected by an earlier, interrupted run
-        return {**entry, "seconds": 0.0, "restarts": 0}
+        return {**entry, "seconds": 0.0, "restarts": 0, "resumed": True}
     start = time.process_time()
     env = ResilientEnv(lambda: make_takecover(meta["max_steps"]), shared["retries"])
 
@@ -44,4 +45,4 @@ def _rollout_task(shared, seed):
 
     entry = store.write(env.run(episode, seed), meta)
     env.close()
-    return {**entry, "seconds": time.process_time() - start, "restarts": env.restarts}
+    return {**entry, "seconds": time.process_time() - start, "restarts": env.restarts, "resumed": False}
