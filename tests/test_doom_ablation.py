@@ -16,7 +16,7 @@ SWITCHES = list(MSwitches.model_fields)
 
 @pytest.fixture
 def run(tmp_path):
-    run = Run("smoke", load_params(DoomParams, "smoke"), tmp_path / "data", tmp_path / "results")
+    run = Run("default", load_params(DoomParams, "default"), tmp_path / "data", tmp_path / "results")
     run.data.mkdir(parents=True)
     for name in ("vae.pt", "latents.npz"):
         (run.data / name).write_bytes(name.encode())
@@ -38,7 +38,12 @@ def test_variant_run_has_its_switches_its_folders_and_the_shared_files(run):
     v = run.params.ablation.variants["stream"]
     vrun = variant_run(run, "stream")
     assert {s: getattr(vrun.params.mdnrnn, s) for s in SWITCHES} == v.model_dump()
-    assert vrun.params.mdnrnn.steps == run.params.mdnrnn.steps and vrun.params.controller == run.params.controller
+    budget = run.params.ablation_budget  # the screening budget replaces the main one's, the rest is kept
+    assert {k: getattr(vrun.params.mdnrnn, k) for k in ("steps", "seq_len", "lr_decay")} == budget.mdnrnn.model_dump()
+    assert vrun.params.mdnrnn.model_dump(exclude={*SWITCHES, "steps", "seq_len", "lr_decay"}) == \
+        run.params.mdnrnn.model_dump(exclude={*SWITCHES, "steps", "seq_len", "lr_decay"})
+    assert vrun.params.controller.model_dump() == {**run.params.controller.model_dump(),
+                                                   **budget.controller.model_dump(), "phases": 1}
     assert vrun.params.taus == [run.params.ablation.tau]
     assert vrun.data == run.data / "ablation" / "stream" and vrun.results == run.results / "ablation" / "stream"
     for name in ("vae.pt", "latents.npz"):

@@ -151,3 +151,21 @@ def test_carracing_cmaes_stages_are_the_phases_of_every_scale():
         assert name == f"{item['variant']}-{item['phase']}"
         previous = f"data/${{scale}}/carracing/cmaes/{item['variant']}-{item['phase'] - 1}.pkl"
         assert item["after"] == (previous if item["phase"] > 1 else "results/${scale}/params.ok"), name
+
+
+def test_doom_cmaes_stages_are_the_phases_of_every_tau_at_every_scale():
+    """dvc.yaml lists TakeCover's CMA-ES phases by hand, a stage per (tau, phase) chained by their checkpoints: they
+    must be doom.taus x 1..controller.phases at every scale, phase k after phase k - 1, and each tau's notebook stage
+    must depend on all of its phases."""
+    raw = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    stages = raw["doom_cmaes"]["foreach"]
+    for scale in SCALES:
+        p = load_params(DoomParams, scale)
+        assert sorted(stages) == sorted(f"{float(t)}-{k}" for t in p.taus for k in range(1, p.controller.phases + 1))
+    for name, item in stages.items():
+        assert name == f"{float(item['tau'])}-{item['phase']}"
+        previous = f"data/${{scale}}/doom/cmaes/{float(item['tau'])}-{item['phase'] - 1}.pkl"
+        assert item["after"] == (previous if item["phase"] > 1 else "results/${scale}/params.ok"), name
+    phases = load_params(DoomParams, "default").controller.phases
+    assert [d for d in raw["doom_controller"]["do"]["deps"] if "/cmaes/" in d] == \
+        [f"data/${{scale}}/doom/cmaes/${{item}}-{k}.pkl" for k in range(1, phases + 1)]

@@ -1,6 +1,8 @@
 """Which of our departures from the authors' doomrnn.py matter: one M per variant of the switches in
 `mdnrnn` (params.yaml `doom.ablation.variants`, typically one change at a time), each trained on the same latents
-with the same budget, then C trained in its dream at `doom.ablation.tau` and scored in the real game.
+with the same budget, then C trained in its dream at `doom.ablation.tau` and scored in the real game. The budget
+is a screening one (`doom.<scale>.ablation_budget`: shorter M training, a smaller CMA-ES in one phase), so that
+all variants fit in a few hours; the main pipeline then trains with the winning switches at its full budget.
 
 A variant lives in data/<scale>/doom/ablation/<variant>/ (and results/...), with links to the shared V and
 latents, so the steps of the main pipeline run on it unchanged. Two DVC stages per variant, each resuming from
@@ -25,13 +27,16 @@ SHARED = ("vae.pt", "latents.npz")  # made by the main pipeline, used by every v
 
 
 def variant_run(run: Run, variant: str) -> Run:
-    """The run of one ablation variant: M's switches replaced by the variant's, one tau (the ablation's), its own
-    folders, with links to the main pipeline's V and latents."""
-    ablation = run.params.ablation
+    """The run of one ablation variant: M's switches replaced by the variant's, M's and CMA-ES's budgets by the
+    screening budget (CMA-ES in one phase), one tau (the ablation's), its own folders, with links to the main
+    pipeline's V and latents."""
+    ablation, budget = run.params.ablation, run.params.ablation_budget
     if variant not in ablation.variants:
         raise ValueError(f"doom.ablation.variants has no variant {variant!r} (it has {sorted(ablation.variants)})")
-    mdnrnn = run.params.mdnrnn.model_copy(update=ablation.variants[variant].model_dump())
-    params = run.params.model_copy(update={"mdnrnn": mdnrnn, "taus": [ablation.tau]})
+    mdnrnn = run.params.mdnrnn.model_copy(update={**ablation.variants[variant].model_dump(),
+                                                  **budget.mdnrnn.model_dump()})
+    controller = run.params.controller.model_copy(update={**budget.controller.model_dump(), "phases": 1})
+    params = run.params.model_copy(update={"mdnrnn": mdnrnn, "controller": controller, "taus": [ablation.tau]})
     out = replace(run, params=params, data=run.data / "ablation" / variant, results=run.results / "ablation" / variant)
     out.data.mkdir(parents=True, exist_ok=True)
     out.results.mkdir(parents=True, exist_ok=True)
@@ -48,9 +53,9 @@ def train_variant_mdnrnn(run: Run, variant: str, progress: bool = True):
 
 
 def train_variant_controller(run: Run, variant: str, moves_episodes: int = 10, dreams: int = 4) -> dict:
-    """Stage 2 of a variant: C by CMA-ES in its dream at the ablation's tau, scored in the dream and in the real
-    game; the real-move shares over `moves_episodes` episodes (at most `evaluation.episodes`); the exploitation
-    gap over `dreams` dreams per real first frame."""
+    """Stage 2 of a variant: C by CMA-ES in its dream at the ablation's tau (all in this stage: the screening
+    budget's one phase), scored in the dream and in the real game; the real-move shares over `moves_episodes`
+    episodes (at most `evaluation.episodes`); the exploitation gap over `dreams` dreams per real first frame."""
     vrun = variant_run(run, variant)
     tau = run.params.ablation.tau
     train_controller(vrun, tau)

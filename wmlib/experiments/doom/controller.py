@@ -1,12 +1,20 @@
 """Step 9: C trained with CMA-ES entirely inside M's dream at temperature tau, then scored over
 `evaluation.episodes` dreams and `evaluation.episodes` real TakeCover episodes.
 
+CMA-ES runs in `controller.phases` phases, each a DVC stage of at most about an hour that continues the previous
+phase's checkpoint: `python -m wmlib.experiments.doom.controller --scale default --tau 1.15 --phase 2`.
+Notebook 09 then finds every phase done (or, outside DVC, runs them) and writes C's weights and the curves.
+
 C: a = tanh(W [z, c, h]), no bias: 64 + 512 + 512 = 1,088 parameters; the game gets move = quantize(a).
 In the real game z is sampled from V's encoding of the frame and M is fed (z, action, restart flag) after
 each action, exactly as in the dream; the action M is fed is the move or a itself, as M was trained
 (`mdnrnn.action_input`, stored with M).
 """
+import argparse
+import hashlib
+import math
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,7 +29,7 @@ from ...evaluation import EvalResult, run_episode
 from ...io import load_torch, save_csv, save_json, save_torch
 from ...models.dream import BatchedDream, linear_policy, quantize_action
 from ...models.vae import ConvVAE, frames_to_tensor
-from . import Run
+from . import Run, setup
 from .world_model import make_mdnrnn
 
 
@@ -68,15 +76,21 @@ def dream_scores(pool, shared, weights, rollouts: int, tau: float, max_steps: in
     return np.concatenate(pool.map(_dream_task, items, shared, progress=False))
 
 
-def train_controller(run: Run, tau: float):
-    """CMA-ES over C's weights in the dream at `tau`; fitness = mean frames survived over `rollouts`
-    dreams. Checkpointed each generation in data/<scale>/doom/taus/<tau>/."""
+def phase_checkpoint(run: Run, tau: float, phase: int) -> Path:
+    """data/<scale>/doom/cmaes/<tau>-<phase>.pkl: CMA-ES at `tau` after phase `phase` (a DVC output each)."""
+    return run.data / "cmaes" / f"{float(tau)}-{phase}.pkl"
+
+
+def train_phase(run: Run, tau: float, phase: int):
+    """CMA-ES over C's weights in the dream at `tau` up to generation ceil(phase / phases * generations),
+    continuing phase - 1's checkpoint; fitness = mean frames survived over `rollouts` dreams. Checkpointed each
+    generation: a killed phase resumes where it stopped."""
     p = run.params.controller
+    if not 1 <= phase <= p.phases:
+        raise ValueError(f"phase must be in 1..controller.phases={p.phases}, got {phase}")
     shared = _weights(run)
     m = shared["mdnrnn"]
     dim = make_controller(m["z_size"], m["hidden"]).n_params
-    out = run.tau_dir(tau, "data")
-    results = run.tau_dir(tau)
     with run.pool() as pool:
         def fitness(solutions, g):
             start = time.monotonic()
@@ -89,16 +103,27 @@ def train_controller(run: Run, tau: float):
             return {"mean": float(scores.mean()), "std": float(scores.std()), "dream_steps": int(scores.sum()),
                     "seconds": time.monotonic() - start}
 
-        cma_run = run_cmaes(fitness, dim, popsize=p.popsize, sigma0=p.sigma0, generations=p.generations,
-                            checkpoint=out / "cmaes.pkl", seed=run.params.seed, evaluate=evaluate_mean,
-                            eval_every=p.eval_every,
-                            config={"tau": tau, "rollouts": p.rollouts, "max_steps": p.max_steps,
-                                    "eval_episodes": p.eval_episodes})
-    save_torch({"tau": tau, "params": cma_run.best_params}, out / "controller.pt")
+        return run_cmaes(fitness, dim, popsize=p.popsize, sigma0=p.sigma0, generations=p.generations,
+                         stop_at=math.ceil(phase * p.generations / p.phases),
+                         checkpoint=phase_checkpoint(run, tau, phase),
+                         continues=phase_checkpoint(run, tau, phase - 1) if phase > 1 else None,
+                         seed=run.params.seed, evaluate=evaluate_mean, eval_every=p.eval_every,
+                         config={"tau": tau, "rollouts": p.rollouts, "max_steps": p.max_steps,
+                                 "eval_episodes": p.eval_episodes, "mdnrnn": _digest(m["model"])})
+
+
+def train_controller(run: Run, tau: float):
+    """Every phase of CMA-ES at `tau` (those already done are only loaded), then C's weights (the best-evaluated
+    mean) in data/<scale>/doom/taus/<tau>/controller.pt and the curves and totals in results/.../taus/<tau>/."""
+    p = run.params.controller
+    for phase in range(1, p.phases + 1):
+        cma_run = train_phase(run, tau, phase)
+    save_torch({"tau": tau, "params": cma_run.best_params}, run.tau_dir(tau, "data") / "controller.pt")
+    results = run.tau_dir(tau)
     history, evals = pd.DataFrame(cma_run.history), pd.DataFrame(cma_run.evaluations)
     save_csv(history, results / "cmaes.csv")
     save_csv(evals, results / "cmaes_evaluations.csv")
-    save_json({"tau": tau, "parameters": dim, "generations": len(history),
+    save_json({"tau": tau, "parameters": len(cma_run.best_params), "generations": len(history), "phases": p.phases,
                "dream_episodes": len(history) * p.popsize * p.rollouts + len(evals) * p.eval_episodes,
                "dream_steps": int(history.dream_steps.sum() + evals.dream_steps.sum()),
                "seconds": float(history.seconds.sum() + evals.seconds.sum()),
@@ -202,3 +227,26 @@ def evaluate_tau(run: Run, tau: float) -> dict:
                "vizdoom_restarts": restarts, "seconds": time.monotonic() - start}
     save_json(summary, results / "evaluation.json")
     return summary
+
+
+def _digest(state: dict) -> str:
+    """sha256 of M's weights: a checkpoint of CMA-ES in another M's dream is not resumed or continued."""
+    h = hashlib.sha256()
+    for k in sorted(state):
+        h.update(state[k].cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="One phase of TakeCover's CMA-ES in the dream (a DVC stage each).")
+    parser.add_argument("--scale", required=True)
+    parser.add_argument("--tau", required=True, type=float)
+    parser.add_argument("--phase", required=True, type=int)
+    args = parser.parse_args(argv)
+    cma_run = train_phase(setup(args.scale), args.tau, args.phase)
+    print(f"tau={args.tau:g}, phase {args.phase}: generation {cma_run.generation}, "
+          f"evaluations {[round(e['mean'], 1) for e in cma_run.evaluations]}")
+
+
+if __name__ == "__main__":
+    main()

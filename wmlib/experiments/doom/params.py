@@ -35,11 +35,32 @@ class DoomAblationParams(StrictParams):
     variants: dict[str, MSwitches]  # name -> M's switches (replacing `mdnrnn`'s); same latents, same budgets
 
 
+class AblationMBudget(StrictParams):
+    steps: int                   # replace mdnrnn's: M's training steps, window length, lr decay per step
+    seq_len: int
+    lr_decay: float
+
+
+class AblationCBudget(StrictParams):
+    popsize: int                 # replace controller's (its sigma0 and max_steps are kept; one phase)
+    rollouts: int
+    generations: int
+    eval_every: int
+    eval_episodes: int
+
+
+class DoomAblationBudget(StrictParams):
+    """The ablation's screening budget, smaller than the main pipeline's and the same for every variant."""
+    mdnrnn: AblationMBudget
+    controller: AblationCBudget
+
+
 class DreamControllerParams(StrictParams):
     popsize: int
     rollouts: int                # dreams per candidate; fitness = mean frames survived
     sigma0: float
     generations: int
+    phases: int                  # DVC stages the generations are split into (dvc.yaml's doom_cmaes lists them)
     max_steps: int               # dream episode cap (frames)
     eval_every: int              # evaluate the CMA-ES mean in the dream every n generations
     eval_episodes: int
@@ -62,3 +83,4 @@ class DoomParams(StrictParams):
     evaluation: DoomEvaluationParams
     taus: list[float]            # dream temperatures, one controller each (shared by all scales)
     ablation: DoomAblationParams  # shared by all scales
+    ablation_budget: DoomAblationBudget
