@@ -10,6 +10,7 @@ from scipy import stats
 
 from wmlib import evaluate, play, release
 from wmlib.evaluation import EvalResult
+from wmlib.io import save_torch
 from wmlib.models.mdnrnn import MDNRNN
 from wmlib.models.vae import ConvVAE
 from wmlib.release import Network, carracing
@@ -84,14 +85,14 @@ def cr_weights(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cr")
     vae, mdnrnn = ConvVAE(32), MDNRNN(32, 3, 8, 2)
     rng = np.random.default_rng(0)
-    flat = lambda n: torch.as_tensor(rng.normal(size=n), dtype=torch.float32)  # noqa: E731
-    nets = {"vae": Network(vae.state_dict(), {"z_size": 32}, tmp / "vae.pt", fp16_candidate=True),
-            "mdnrnn": Network(mdnrnn.state_dict(), {"z_size": 32, "hidden": 8, "mixtures": 2}, tmp / "m.pt",
-                              fp16_candidate=True),
-            "controller_full": Network({"params": flat((32 + 8 + 1) * 3)},
-                                       {"variant": "full"}, tmp / "cf.pt"),
-            "controller_z_only": Network({"params": flat(33 * 3)},
-                                         {"variant": "z_only"}, tmp / "cz.pt")}
+    save_torch({"z_size": 32, "model": vae.state_dict()}, tmp / "vae.pt")  # the stages' checkpoints
+    save_torch({"z_size": 32, "hidden": 8, "mixtures": 2, "model": mdnrnn.state_dict()}, tmp / "mdnrnn.pt")
+    for variant, n in (("full", (32 + 8 + 1) * 3), ("z_only", 33 * 3)):
+        save_torch({"variant": variant, "params": rng.normal(size=n)}, tmp / f"controller_{variant}.pt")
+    nets = carracing.networks(tmp)
+    assert {k: (n.meta, n.fp16_candidate) for k, n in nets.items()} == {
+        "vae": ({"z_size": 32}, True), "mdnrnn": ({"z_size": 32, "hidden": 8, "mixtures": 2}, True),
+        "controller_full": ({"variant": "full"}, False), "controller_z_only": ({"variant": "z_only"}, False)}
     agents = {"full": ["vae", "mdnrnn", "controller_full"], "z_only": ["vae", "controller_z_only"]}
     evaluation = {"seeds": [10**9 + i for i in range(4)], "max_steps": 12, "batch": 2}
     release.export(tmp / "weights", "carracing", "smoke", nets, agents, evaluation, carracing.make_players)
@@ -254,13 +255,14 @@ def test_mujoco_runs_are_found_exported_and_rebuilt(tmp_path):
             assert torch.equal(a, b), k
 
 
-def test_the_command_line_reports_errors_in_one_line(tmp_path):
+@pytest.mark.parametrize("command", ["play", "evaluate"])
+def test_the_command_line_reports_errors_in_one_line(tmp_path, command):
     import subprocess
     import sys
-    proc = subprocess.run([sys.executable, "-m", "wmlib.play", "doom", "--weights", str(tmp_path)],
+    proc = subprocess.run([sys.executable, "-m", f"wmlib.{command}", "doom", "--weights", str(tmp_path)],
                           capture_output=True, text=True)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    assert proc.stderr.startswith("wmlib.play: ") and "dvc repro weights_doom" in proc.stderr
+    assert proc.stderr.startswith(f"wmlib.{command}: ") and "dvc repro weights_doom" in proc.stderr
 
 
 def test_committed_weights_fit_the_budget():

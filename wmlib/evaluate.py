@@ -6,11 +6,10 @@ episodes we never ran.
 
 Default seeds and episodes: the evaluation stage's own; default output: scratch/evaluate/<scale>/<experiment>/.
 """
-import sys
 from pathlib import Path
 
 from .paths import SCRATCH
-from .play import load_player, parser, report, seeds_for
+from .play import command, parser, play_episodes
 
 
 def main(argv=None):
@@ -18,18 +17,12 @@ def main(argv=None):
     ap.add_argument("--out", type=Path, help="the JSON to write (default: scratch/evaluate/<scale>/<experiment>/"
                                              "<agent>.json)")
     args = ap.parse_args(argv)
-    name, player, manifest = load_player(args.experiment, args.agent, args.scale, args.weights)
-    result = player.evaluate(seeds_for(args, manifest))
-    result.method = name
+    name, _, manifest, result = play_episodes(args)
     out = args.out or SCRATCH / "evaluate" / manifest["scale"] / args.experiment / f"{name.replace('/', '_')}.json"
     result.save(out)
-    print(report(name, result))
     print(f"written to {out}")
     return result
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (FileNotFoundError, ValueError) as e:  # unknown experiment or agent, missing weights, hash mismatch
-        sys.exit(f"wmlib.evaluate: {e}")
+    command(main, "wmlib.evaluate")

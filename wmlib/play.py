@@ -71,19 +71,34 @@ def report(name: str, result) -> str:
                               f"{len(result.returns)} episodes (std {result.std:.1f})"])
 
 
+def play_episodes(args):
+    """The agent of the parsed `args` (see `parser`) on its seeds, each episode's return and the mean's interval
+    printed -> (agent name, Player, manifest, EvalResult named after the agent)."""
+    name, player, manifest = load_player(args.experiment, args.agent, args.scale, args.weights)
+    result = player.evaluate(seeds_for(args, manifest))
+    result.method = name
+    print(report(name, result))
+    return name, player, manifest, result
+
+
+def command(main, prog: str):
+    """Run `main()` as a command: a user's mistake (unknown experiment or agent, missing weights, hash mismatch)
+    ends it with one line naming `prog`, not a traceback."""
+    try:
+        return main()
+    except (FileNotFoundError, ValueError) as e:
+        sys.exit(f"{prog}: {e}")
+
+
 def main(argv=None):
     ap = parser("Play a trained agent from the committed release weights.", episodes=3)
     ap.add_argument("--video", type=Path, help="write the first episode as this .gif (or .mp4 with imageio-ffmpeg)")
     ap.add_argument("--video-steps", type=int, help="at most this many steps in the video (default: the episode)")
     args = ap.parse_args(argv)
-    name, player, manifest = load_player(args.experiment, args.agent, args.scale, args.weights)
-    seeds = seeds_for(args, manifest)
-    result = player.evaluate(seeds)
-    result.method = name
-    print(report(name, result))
+    name, player, _, result = play_episodes(args)
     if args.video:
-        write_video(player.record(seeds[0], args.video_steps), args.video)
-        print(f"{name}: seed {seeds[0]} written to {args.video}")
+        write_video(player.record(result.seeds[0], args.video_steps), args.video)
+        print(f"{name}: seed {result.seeds[0]} written to {args.video}")
     return result
 
 
@@ -100,7 +115,4 @@ def write_video(frames, path: Path, fps: int = 25):
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (FileNotFoundError, ValueError) as e:  # unknown experiment or agent, missing weights, hash mismatch
-        sys.exit(f"wmlib.play: {e}")
+    command(main, "wmlib.play")

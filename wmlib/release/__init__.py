@@ -28,7 +28,8 @@ import yaml
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from ..io import atomic_path, load_json, save_json
+from ..envs.seeds import episode_seeds
+from ..io import atomic_path, load_json, load_torch, save_json
 from ..paths import ROOT, results_dir
 
 EXPERIMENTS = ("carracing", "doom", "mujoco")
@@ -155,6 +156,37 @@ def export(folder: Path, experiment: str, scale: str, networks: dict[str, Networ
         "total_bytes": int(sum(f["bytes"] for f in files.values()))}
     save_json(manifest, folder / MANIFEST)
     return manifest
+
+
+def publish(run, experiment: str, networks: dict[str, Network], agents: dict[str, list[str]], evaluation: dict,
+            make_players) -> dict:
+    """`export` into results/<scale>/weights/<experiment>/ beside `run`'s results (an experiment's `Run`), with a
+    one-line summary printed: what each weights_<experiment> stage does once it has gathered its networks."""
+    manifest = export(run.results.parent / "weights" / experiment, experiment, run.scale, networks, agents,
+                      evaluation, make_players)
+    print(f"{experiment}: {len(manifest['files'])} files, {manifest['total_bytes'] / 1e6:.1f} MB, "
+          f"fp16 check {manifest['fp16_check']}")
+    return manifest
+
+
+def world_model_networks(data: Path) -> dict[str, Network]:
+    """V and M of a World Models experiment (data/<scale>/<experiment>/vae.pt, mdnrnn.pt) as release networks,
+    both fp16 candidates."""
+    vae, mdnrnn = load_torch(data / "vae.pt"), load_torch(data / "mdnrnn.pt")
+    return {"vae": Network(vae["model"], {"z_size": vae["z_size"]}, data / "vae.pt", fp16_candidate=True),
+            "mdnrnn": Network(mdnrnn["model"], {k: mdnrnn[k] for k in ("z_size", "hidden", "mixtures")},
+                              data / "mdnrnn.pt", fp16_candidate=True)}
+
+
+def controller_network(path: Path, meta: dict) -> Network:
+    """A World Models controller (its `params` in the checkpoint at `path`) as a float32 release network."""
+    return Network({"params": torch.as_tensor(np.asarray(load_torch(path)["params"], np.float32))}, meta, path)
+
+
+def world_model_evaluation(p, **extra) -> dict:
+    """How a World Models evaluation stage ran (p: the experiment's parameters): its seeds, `evaluation.episodes`
+    of the evaluation stream, and its episode cap, with `extra` entries."""
+    return {"seeds": episode_seeds("eval", p.evaluation.episodes), "max_steps": p.evaluation.max_steps, **extra}
 
 
 def _relative(path: Path) -> str:

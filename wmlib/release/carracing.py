@@ -9,15 +9,12 @@ import argparse
 import math
 
 import numpy as np
-import torch
 
 from ..envs.carracing import make_carracing
-from ..envs.seeds import episode_seeds
 from ..evaluation import EvalResult, run_batch, run_episode
 from ..experiments.carracing import setup
 from ..experiments.carracing.controller import build_agent
-from ..io import load_torch
-from . import Network, export
+from . import Network, controller_network, publish, world_model_evaluation, world_model_networks
 
 EXPERIMENT = "carracing"
 VARIANTS = ("full", "z_only")
@@ -55,15 +52,8 @@ def make_players(tensors: dict, metas: dict, evaluation: dict) -> dict[str, Play
 
 def networks(data) -> dict[str, Network]:
     """data/<scale>/carracing's final checkpoints as release networks; V and M may go to fp16, C stays fp32."""
-    vae, mdnrnn = load_torch(data / "vae.pt"), load_torch(data / "mdnrnn.pt")
-    out = {"vae": Network(vae["model"], {"z_size": vae["z_size"]}, data / "vae.pt", fp16_candidate=True),
-           "mdnrnn": Network(mdnrnn["model"], {k: mdnrnn[k] for k in ("z_size", "hidden", "mixtures")},
-                             data / "mdnrnn.pt", fp16_candidate=True)}
-    for v in VARIANTS:
-        path = data / f"controller_{v}.pt"
-        params = torch.as_tensor(np.asarray(load_torch(path)["params"], np.float32))
-        out[f"controller_{v}"] = Network({"params": params}, {"variant": v}, path)
-    return out
+    return {**world_model_networks(data), **{f"controller_{v}": controller_network(data / f"controller_{v}.pt",
+                                                                                   {"variant": v}) for v in VARIANTS}}
 
 
 def main(argv=None):
@@ -73,13 +63,9 @@ def main(argv=None):
     run = setup(args.scale)
     p = run.params
     n = p.evaluation.episodes  # the evaluation stage's batch (wmlib.experiments.carracing.controller)
-    evaluation = {"seeds": episode_seeds("eval", n), "max_steps": p.evaluation.max_steps,
-                  "batch": max(1, min(p.controller.batch, math.ceil(n / p.parallel.workers)))}
+    evaluation = world_model_evaluation(p, batch=max(1, min(p.controller.batch, math.ceil(n / p.parallel.workers))))
     agents = {"full": ["vae", "mdnrnn", "controller_full"], "z_only": ["vae", "controller_z_only"]}
-    manifest = export(run.results.parent / "weights" / EXPERIMENT, EXPERIMENT, run.scale, networks(run.data),
-                      agents, evaluation, make_players)
-    print(f"{EXPERIMENT}: {len(manifest['files'])} files, {manifest['total_bytes'] / 1e6:.1f} MB, "
-          f"fp16 check {manifest['fp16_check']}")
+    publish(run, EXPERIMENT, networks(run.data), agents, evaluation, make_players)
 
 
 if __name__ == "__main__":

@@ -12,13 +12,11 @@ import argparse
 import numpy as np
 import torch
 
-from ..envs.seeds import episode_seeds
 from ..envs.takecover import make_takecover
 from ..evaluation import EvalResult, run_episode
 from ..experiments.doom import setup
 from ..experiments.doom.controller import DoomAgent
-from ..io import load_torch
-from . import Network, export
+from . import Network, controller_network, publish, world_model_evaluation, world_model_networks
 
 EXPERIMENT = "doom"
 
@@ -60,15 +58,8 @@ def make_players(tensors: dict, metas: dict, evaluation: dict) -> dict[str, Play
 
 def networks(data, taus) -> dict[str, Network]:
     """data/<scale>/doom's final checkpoints as release networks; V and M may go to fp16, C stays fp32."""
-    vae, mdnrnn = load_torch(data / "vae.pt"), load_torch(data / "mdnrnn.pt")
-    out = {"vae": Network(vae["model"], {"z_size": vae["z_size"]}, data / "vae.pt", fp16_candidate=True),
-           "mdnrnn": Network(mdnrnn["model"], {k: mdnrnn[k] for k in ("z_size", "hidden", "mixtures")},
-                             data / "mdnrnn.pt", fp16_candidate=True)}
-    for tau in taus:
-        path = data / "taus" / str(float(tau)) / "controller.pt"
-        params = torch.as_tensor(np.asarray(load_torch(path)["params"], np.float32))
-        out[tau_stem(tau)] = Network({"params": params}, {"tau": float(tau)}, path)
-    return out
+    return {**world_model_networks(data), **{tau_stem(tau): controller_network(
+        data / "taus" / str(float(tau)) / "controller.pt", {"tau": float(tau)}) for tau in taus}}
 
 
 def main(argv=None):
@@ -76,13 +67,9 @@ def main(argv=None):
     ap.add_argument("--scale", required=True)
     args = ap.parse_args(argv)
     run = setup(args.scale)
-    p = run.params
-    evaluation = {"seeds": episode_seeds("eval", p.evaluation.episodes), "max_steps": p.evaluation.max_steps}
-    agents = {f"tau={tau:g}": ["vae", "mdnrnn", tau_stem(tau)] for tau in p.taus}
-    manifest = export(run.results.parent / "weights" / EXPERIMENT, EXPERIMENT, run.scale, networks(run.data, p.taus),
-                      agents, evaluation, make_players)
-    print(f"{EXPERIMENT}: {len(manifest['files'])} files, {manifest['total_bytes'] / 1e6:.1f} MB, "
-          f"fp16 check {manifest['fp16_check']}")
+    agents = {f"tau={tau:g}": ["vae", "mdnrnn", tau_stem(tau)] for tau in run.params.taus}
+    publish(run, EXPERIMENT, networks(run.data, run.params.taus), agents, world_model_evaluation(run.params),
+            make_players)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from ..evaluation import EvalResult, run_episode
 from ..experiments.mujoco import dreamer, setup, train
 from ..experiments.mujoco.params import MujocoParams
 from ..io import load_torch
-from . import Network, export
+from . import Network, publish
 
 EXPERIMENT = "mujoco"
 LEARNERS = ("tdmpc", "dreamer", "sac")
@@ -136,9 +136,7 @@ def main(argv=None):
         raise FileNotFoundError(f"{run.data}: no finished TD-MPC, Dreamer or SAC run (run their stages first)")
     agents = {agent_name(n.meta["learner"], n.meta["task"], n.meta["seed"]): [stem] for stem, n in nets.items()}
     evaluation = {"seeds": eval_seeds(run.params.evaluation.episodes), "max_frames": run.params.evaluation.max_frames}
-    manifest = export(run.results.parent / "weights" / EXPERIMENT, EXPERIMENT, run.scale, nets, agents, evaluation,
-                      make_players)
-    print(f"{EXPERIMENT}: {len(manifest['files'])} files, {manifest['total_bytes'] / 1e6:.1f} MB")
+    publish(run, EXPERIMENT, nets, agents, evaluation, make_players)
 
 
 if __name__ == "__main__":
