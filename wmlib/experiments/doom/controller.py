@@ -1,7 +1,7 @@
 """Step 9: C trained with CMA-ES entirely inside M's dream at temperature tau, then scored over
 `evaluation.episodes` dreams and `evaluation.episodes` real TakeCover episodes.
 
-CMA-ES runs in `controller.phases` phases, each a DVC stage of at most about an hour that continues the previous
+CMA-ES runs in `controller.phases` phases, each a DVC stage of at most about 1.5 hours that continues the previous
 phase's checkpoint: `python -m wmlib.experiments.doom.controller --scale default --tau 1.15 --phase 2`.
 Notebook 09 then finds every phase done (or, outside DVC, runs them) and writes C's weights and the curves.
 
