@@ -170,3 +170,30 @@ def test_a_policy_that_does_not_replay_is_named():
     from wmlib.experiments.doom.world_model import held_actions
     with pytest.raises(ValueError, match="episode 11"):
         held_actions(11, [1, 10], np.full(40, 7.0, np.float32))
+
+
+def test_interrupted_collection_resumes_episode_by_episode(tmp_path, monkeypatch):
+    """Step 6 killed after some episodes: the rerun keeps the episodes on disk (not collected again) and ends
+    with the same index as an uninterrupted collection."""
+    from wmlib.experiments.doom import rollouts
+    from wmlib.io import load_json
+    p = load_params(DoomParams, "smoke")
+    p = p.model_copy(update={"rollouts": p.rollouts.model_copy(update={"episodes": 3, "max_steps": 30,
+                                                                       "min_length": 0}),
+                             "parallel": p.parallel.model_copy(update={"workers": 1})})
+    ref = rollouts.collect_rollouts(Run("smoke", p, tmp_path / "ref", tmp_path / "ref"))
+    run = Run("smoke", p, tmp_path / "run", tmp_path / "run")
+    task, calls = rollouts._rollout_task, []
+
+    def dies_at_the_third(shared, seed):
+        calls.append(seed)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return task(shared, seed)
+    monkeypatch.setattr(rollouts, "_rollout_task", dies_at_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        rollouts.collect_rollouts(run)
+    monkeypatch.setattr(rollouts, "_rollout_task", task)
+    store = rollouts.collect_rollouts(run)
+    assert load_json(run.results / "rollouts.json")["episodes_resumed"] == 2
+    assert (store.root / "index.json").read_bytes() == (ref.root / "index.json").read_bytes()
