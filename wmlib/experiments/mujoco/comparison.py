@@ -240,19 +240,20 @@ def head_to_head(table: pd.DataFrame, a: str = "pets", b: str = "sac", reps: int
     """Learner `a` against `b` on every task both run, at the same frames and seeds (comparison_table's rows): each
     one's mean over seeds, the difference of the means with its 95% bootstrap interval (each learner's seeds
     resampled on their own), the probability of improvement P(a's seed > b's seed) (rliable's, ties half), and
-    whether `a` is at least as good (difference >= 0) and whether the interval excludes 0."""
+    whether `a` is at least as good (difference >= 0) and whether the interval excludes 0. The interval and the
+    probability use the seeds' returns as the table gives them (to 0.1)."""
     rows = []
     for task, g in table.groupby("task", sort=False):
         if not {a, b} <= set(g.method):
             continue
-        x, y = ([float(v) for v in g[g.method == m].seed_returns.iloc[0].split()] for m in (a, b))
-        diff, ci = stratified_bootstrap(np.array([x, y]).T, lambda s: np.array([s[:, 0].mean() - s[:, 1].mean()]),
-                                        reps)
-        rows.append({"task": task, "frames": int(g[g.method == a].frames.iloc[0]), "seeds": len(x),
-                     f"{a}_mean": np.mean(x), f"{b}_mean": np.mean(y), "difference": diff[0],
-                     "ci_low": ci[0, 0], "ci_high": ci[1, 0],
+        ra, rb = (g[g.method == m].iloc[0] for m in (a, b))
+        x, y = ([float(v) for v in r.seed_returns.split()] for r in (ra, rb))
+        _, ci = stratified_bootstrap(np.array([x, y]).T, lambda s: np.array([s[:, 0].mean() - s[:, 1].mean()]), reps)
+        diff = ra["mean"] - rb["mean"]
+        rows.append({"task": task, "frames": int(ra.frames), "seeds": len(x), f"{a}_mean": ra["mean"],
+                     f"{b}_mean": rb["mean"], "difference": diff, "ci_low": ci[0, 0], "ci_high": ci[1, 0],
                      "p_improvement": metrics.probability_of_improvement(np.array([x]).T, np.array([y]).T),
-                     "at_least_as_good": bool(diff[0] >= 0), "interval_excludes_0": bool(ci[0, 0] > 0 or ci[1, 0] < 0)})
+                     "at_least_as_good": bool(diff >= 0), "interval_excludes_0": bool(ci[0, 0] > 0 or ci[1, 0] < 0)})
     return pd.DataFrame(rows)
 
 
