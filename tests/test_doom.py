@@ -172,7 +172,7 @@ def test_a_policy_that_does_not_replay_is_named():
         held_actions(11, [1, 10], np.full(40, 7.0, np.float32))
 
 
-def test_interrupted_collection_resumes_episode_by_episode(tmp_path, monkeypatch):
+def test_interrupted_collection_resumes_episode_by_episode(tmp_path, interrupt):
     """Step 6 killed after some episodes: the rerun keeps the episodes on disk (not collected again) and ends
     with the same index as an uninterrupted collection."""
     from wmlib.experiments.doom import rollouts
@@ -183,17 +183,7 @@ def test_interrupted_collection_resumes_episode_by_episode(tmp_path, monkeypatch
                              "parallel": p.parallel.model_copy(update={"workers": 1})})
     ref = rollouts.collect_rollouts(Run("smoke", p, tmp_path / "ref", tmp_path / "ref"))
     run = Run("smoke", p, tmp_path / "run", tmp_path / "run")
-    task, calls = rollouts._rollout_task, []
-
-    def dies_at_the_third(shared, seed):
-        calls.append(seed)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return task(shared, seed)
-    monkeypatch.setattr(rollouts, "_rollout_task", dies_at_the_third)
-    with pytest.raises(KeyboardInterrupt):
-        rollouts.collect_rollouts(run)
-    monkeypatch.setattr(rollouts, "_rollout_task", task)
+    interrupt(rollouts, "_rollout_task", 3, lambda: rollouts.collect_rollouts(run))  # dies at the third episode
     store = rollouts.collect_rollouts(run)
     assert load_json(run.results / "rollouts.json")["episodes_resumed"] == 2
     assert (store.root / "index.json").read_bytes() == (ref.root / "index.json").read_bytes()

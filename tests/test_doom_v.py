@@ -31,24 +31,14 @@ def test_strided_frames_are_every_strideth_frame_of_every_episode(tmp_path, stri
     np.testing.assert_array_equal(wm.strided_frames(store, stride), reference)
 
 
-def test_v_stage_killed_while_encoding_resumes_without_training_v_again(tmp_path, monkeypatch):
+def test_v_stage_killed_while_encoding_resumes_without_training_v_again(tmp_path, monkeypatch, interrupt):
     p = load_params(DoomParams, "smoke")
     p = p.model_copy(update={"vae": p.vae.model_copy(update={"batch_size": 4, "frame_stride": 2}), "device": "cpu"})
     run = Run("smoke", p, tmp_path / "data", tmp_path / "results")
     run.results.mkdir(parents=True)
     make_store(run.data / "rollouts")
     vae, _ = wm.train_vae(run)
-    encode, calls = training.encode_frames, []
-
-    def dies_on_the_second_episode(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return encode(*args, **kwargs)
-    monkeypatch.setattr(training, "encode_frames", dies_on_the_second_episode)
-    with pytest.raises(KeyboardInterrupt):
-        wm.encode_rollouts(run, vae)
-    monkeypatch.setattr(training, "encode_frames", encode)
+    interrupt(training, "encode_frames", 2, lambda: wm.encode_rollouts(run, vae))  # dies encoding episode 2
     assert (run.data / "vae.ckpt").exists() and not (run.data / "latents.npz").exists()
 
     steps, loss = [], training.vae_loss
