@@ -80,6 +80,7 @@ def test_paper_model_has_tdmpc2s_5m_parameters():
 def test_td_target_against_a_direct_computation():
     p = load_params(MujocoParams, "smoke")
     agent = TDMPC(5, 1, p, discount=0.9)
+    torch.nn.init.normal_(agent.model._target_qs[-1].weight)  # Q's output layer starts at zero: make Q nonzero
     z, r = agent.model.encode(torch.randn(4, 5)), torch.randn(4)
     torch.manual_seed(3)
     target = agent.td_target(z, r)
@@ -110,7 +111,8 @@ def test_replay_windows_are_slices_of_stored_episodes():
     for e in range(3):
         t = torch.arange(11.0)
         buf.add(torch.stack([t, torch.full_like(t, e)], -1), t[:10, None] / 10, t[:10] + 100 * e)
-    obs, action, reward = buf.sample(64, 3)
+    obs, action, reward, terminated = buf.sample(64, 3)
+    assert not terminated.any()  # time-limit episodes never terminate
     assert obs.shape == (4, 64, 2) and action.shape == (3, 64, 1) and reward.shape == (3, 64)
     ep, start = obs[0, :, 1], obs[0, :, 0]
     assert torch.equal(obs[:, :, 0], start + torch.arange(4.0)[:, None])   # consecutive steps

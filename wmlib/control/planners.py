@@ -16,7 +16,9 @@ uniformly in [-1, 1] in one batch, and returns the first action of the best one.
 The whole population and horizon are tensors on z's device: no Python loop over samples. `generator` (optional)
 must live on that device too.
 
-`model` needs: next(z, a) -> z', reward(z, a) -> [N], value(z) -> [N], pi(z) -> a distribution over actions.
+`model` needs: next(z, a) -> z', reward(z, a) -> [N], value(z) -> [N], pi(z) -> a distribution over actions; a
+model with `episodic` true also terminated(z') -> [N] in {0, 1}: rewards and the terminal value after a predicted
+termination count zero (TD-MPC2's `_estimate_value`).
 """
 from typing import Literal
 
@@ -62,12 +64,14 @@ class PlannerParams(StrictParams):
 def rollout_returns(model, z, actions, discount: float):
     """z [latent] or [N, latent], actions [H, N, A] -> discounted return + terminal value [N]."""
     z = z.expand(actions.shape[1], -1) if z.dim() == 1 else z
-    ret, gamma = 0.0, 1.0
+    ret, gamma, alive, episodic = 0.0, 1.0, 1.0, getattr(model, "episodic", False)
     for a in actions:
-        ret = ret + gamma * model.reward(z, a)
+        ret = ret + gamma * alive * model.reward(z, a)
         z = model.next(z, a)
         gamma *= discount
-    return ret + gamma * model.value(z)
+        if episodic:
+            alive = alive * (1 - model.terminated(z))
+    return ret + gamma * alive * model.value(z)
 
 
 def draw_elite(elites, weights, generator=None):

@@ -9,6 +9,7 @@ from ...params import Device, ParallelParams, StrictParams
 
 class ControlTaskSpec(StrictParams):
     action_repeat: int           # frames per agent step (TD-MPC v1: 8 on cartpole, 2 on walker, 4 on cheetah; gym 1)
+    terminates: bool = False     # episodes can end before the time limit (Hopper falls): termination heads learn it
 
 
 class BudgetParams(StrictParams):
@@ -41,6 +42,7 @@ class TDMPCTrainParams(StrictParams):
     reward_coef: float
     value_coef: float
     entropy_coef: float
+    termination_coef: float = 1.0  # TD-MPC2's weight of the termination loss (tasks that terminate only)
     seed_episodes: int           # random-action episodes first: max(min_seed_steps, seed_episodes episodes)
     min_seed_steps: int
 

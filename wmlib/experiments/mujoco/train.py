@@ -61,7 +61,8 @@ def tdmpc_jobs(p: MujocoParams) -> list[tuple[str, int, str]]:
 def make_agent(p: MujocoParams, task: str, variant: str = "full", device="cpu") -> TDMPC:
     env = make_env(task, p.tasks[task].action_repeat, p.evaluation.max_frames)
     obs_dim, action_dim = env.observation_space.shape[0], env.action_space.shape[0]
-    model = LatentModel(obs_dim, action_dim, **{**p.model.model_dump(), **ABLATIONS.get(variant, {})})
+    model = LatentModel(obs_dim, action_dim, **{**p.model.model_dump(), **ABLATIONS.get(variant, {})},
+                        termination=p.tasks[task].terminates)
     return TDMPC(obs_dim, action_dim, p, discount_for(episode_length(p, task)), model=model, device=device)
 
 
@@ -115,22 +116,22 @@ def train_model_based(shared, job, method: str, make_agent, act, updates_due, se
         while not done:
             action = act(agent, obs, env.action_space.sample() if state["step"] < seed_steps else None)
             obs, reward, terminated, truncated, _ = env.step(action)
-            if terminated:
-                raise RuntimeError(f"{task}: the episode terminated; these agents have no termination handling and "
-                                   "cover only tasks that end by time limit (DMC, HalfCheetah)")
+            if terminated and not p.tasks[task].terminates:
+                raise RuntimeError(f"{task}: the episode terminated; set `terminates: true` for it in mujoco.tasks, "
+                                   "so that the agents learn termination")
             ep_obs.append(obs), ep_action.append(action), ep_reward.append(reward)
             state["step"] += 1
             bar.update(ar)
             while len(buffer) and state["updates"] < updates_due(state["step"], seed_steps, total):
                 losses.append(agent.update(*buffer.sample(tp.batch_size, min(seq_len, length))))
                 state["updates"] += 1
-            done = truncated
+            done = terminated or truncated
         buffer.add(torch.as_tensor(np.array(ep_obs)), torch.as_tensor(np.array(ep_action), dtype=torch.float32),
-                   torch.as_tensor(ep_reward, dtype=torch.float32))
+                   torch.as_tensor(ep_reward, dtype=torch.float32), terminated)
         state["episode"] += 1
         frames = state["step"] * ar
         last = state["step"] >= total
-        if frames // budget.eval_every > (frames - length * ar) // budget.eval_every or last:
+        if frames // budget.eval_every > (frames - len(ep_action) * ar) // budget.eval_every or last:
             # the last curve point is the final evaluation: `episodes` episodes instead of `curve_episodes`
             n = p.evaluation.episodes if last else p.evaluation.curve_episodes
             returns = run_episodes(eval_env, agent.act, eval_seeds(n), reset=agent.reset).returns  # no exploration
