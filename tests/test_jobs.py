@@ -40,3 +40,15 @@ def test_train_missing_reads_finished_jobs_and_trains_only_the_others(tmp_path):
     jobs = [("dmc/walker-walk", 1, "full"), ("dmc/walker-walk", 0, "full"), ("dmc/walker-walk", 0, "no_two_hot")]
     results = train.train_missing(run, "tdmpc", fn, jobs)
     assert trained == [jobs[0], jobs[2]] and [r["mean"] for r in results] == [2.0, 1.0, 2.0]
+
+
+def test_width_job_stages_write_where_run_dir_puts_the_wide_variant(tmp_path):
+    stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["mujoco_tdmpc_width_job"]
+    assert stage["foreach"] == "${mujoco.seeds}"
+    task, seed = "dmc/walker-walk", 1
+    outs = [next(iter(o)) for o in stage["do"]["outs"]]
+    resolved = {o.replace("${mujoco.width_study.task}", task).replace("${item}", str(seed))
+                .replace("${scale}", "smoke") for o in outs}
+    assert resolved == {str(train.run_dir(tmp_path / root, "tdmpc", task, seed, "wide").relative_to(tmp_path))
+                        for root in ("data/smoke/mujoco", "results/smoke/mujoco")}
+    assert "--variant wide" in stage["do"]["cmd"]

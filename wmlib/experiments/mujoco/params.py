@@ -59,6 +59,13 @@ class PlannerStudyParams(StrictParams):
     ablations: list[Literal["no_simnorm", "no_two_hot"]]  # extra training runs of `task` with a switch off
 
 
+class WidthStudyParams(StrictParams):
+    """TD-MPC with wider MLPs (variant `wide`, one DVC job stage per seed) beside the default width on `task`."""
+    task: str
+    hidden: int                  # MLP width of dynamics, reward, Q and policy heads (TD-MPC v1: 512)
+    encoder_hidden: int          # (TD-MPC v1: 256)
+
+
 class ControlBenchmarkParams(StrictParams):
     calls: int                   # planning calls timed (median reported)
     updates: int                 # model updates timed
@@ -120,6 +127,7 @@ class MujocoParams(StrictParams):
     planner: PlannerParams
     evaluation: ControlEvaluationParams
     planner_study: PlannerStudyParams
+    width_study: WidthStudyParams          # shared by all scales: dvc.yaml's width job stages run its task
     benchmark: ControlBenchmarkParams
     paper_model: LatentModelParams         # TD-MPC2's 5M-parameter model, for the benchmarks
     dreamer: DreamerParams
@@ -136,7 +144,7 @@ class MujocoParams(StrictParams):
             missing, unknown = sorted(set(self.tasks) - set(self.budgets)), sorted(set(self.budgets) - set(self.tasks))
             raise ValueError(f"budgets must give every task in mujoco.tasks a budget: missing {missing}, "
                              f"not in mujoco.tasks {unknown}")
-        for task in [self.planner_study.task, self.dreamer.ablation_task]:
+        for task in [self.planner_study.task, self.dreamer.ablation_task, self.width_study.task]:
             if task not in self.tasks:
                 raise ValueError(f"task {task!r} is not in mujoco.tasks ({', '.join(self.tasks)})")
         return self

@@ -30,12 +30,14 @@ from .params import MujocoParams
 from .tdmpc import TDMPC, discount_for
 
 ABLATIONS = {"no_simnorm": {"simnorm": False}, "no_two_hot": {"two_hot": False}}
+JOB_VARIANTS = ("full", "wide")  # run by DVC job stages; `wide`: the model widths of `width_study`
 
 
 def run_dir(root: Path, method: str, task: str, seed: int, variant: str = "full") -> Path:
-    """<root>/<method>/full/<task>/seed<seed>/ (task as a path: dmc/walker-walk), for an ablation
-    <root>/<method>/ablations/<variant>/<task>/seed<seed>/; created if missing."""
-    path = Path(root) / method / ("full" if variant == "full" else f"ablations/{variant}") / task / f"seed{seed}"
+    """<root>/<method>/<variant>/<task>/seed<seed>/ (task as a path: dmc/walker-walk) for a job variant (full,
+    wide), for a notebook's ablation <root>/<method>/ablations/<variant>/<task>/seed<seed>/; created if missing."""
+    sub = variant if variant in JOB_VARIANTS else f"ablations/{variant}"
+    path = Path(root) / method / sub / task / f"seed{seed}"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -52,8 +54,10 @@ def episode_length(p: MujocoParams, task: str) -> int:
 
 
 def tdmpc_jobs(p: MujocoParams) -> list[tuple[str, int, str]]:
-    """(task, seed, variant) for every budgeted task and seed, plus the ablations; longest first."""
+    """(task, seed, variant) for every budgeted task and seed, the width study's seeds, and the ablations; longest
+    first."""
     jobs = [(t, s, "full") for t in p.budgets for s in p.seeds]
+    jobs += [(p.width_study.task, s, "wide") for s in p.seeds]
     jobs += [(p.planner_study.task, p.seeds[0], v) for v in p.planner_study.ablations]
     return sorted(jobs, key=lambda j: -p.budgets[j[0]].frames / p.tasks[j[0]].action_repeat)
 
@@ -61,7 +65,8 @@ def tdmpc_jobs(p: MujocoParams) -> list[tuple[str, int, str]]:
 def make_agent(p: MujocoParams, task: str, variant: str = "full", device="cpu") -> TDMPC:
     env = make_env(task, p.tasks[task].action_repeat, p.evaluation.max_frames)
     obs_dim, action_dim = env.observation_space.shape[0], env.action_space.shape[0]
-    model = LatentModel(obs_dim, action_dim, **{**p.model.model_dump(), **ABLATIONS.get(variant, {})},
+    changes = p.width_study.model_dump(exclude={"task"}) if variant == "wide" else ABLATIONS.get(variant, {})
+    model = LatentModel(obs_dim, action_dim, **{**p.model.model_dump(), **changes},
                         termination=p.tasks[task].terminates)
     return TDMPC(obs_dim, action_dim, p, discount_for(episode_length(p, task)), model=model, device=device)
 
@@ -249,15 +254,18 @@ def main(argv=None):
     ap.add_argument("--learner", required=True, choices=["tdmpc", "sac"])
     ap.add_argument("--task", required=True)
     ap.add_argument("--seed", required=True, type=int)
+    ap.add_argument("--variant", default="full", choices=JOB_VARIANTS)
     args = ap.parse_args(argv)
     run = setup(args.scale)
     p = run.params
     if args.task not in p.budgets or args.seed not in p.seeds:
         raise SystemExit(f"--task {args.task} --seed {args.seed}: not a job of mujoco at scale {run.scale} "
                          f"(tasks {list(p.budgets)}, seeds {p.seeds})")
+    if args.variant == "wide" and (args.learner, args.task) != ("tdmpc", p.width_study.task):
+        raise SystemExit(f"--variant wide: only TD-MPC on the width study's task {p.width_study.task}")
     shared = (p, run.data, run.results)
     if args.learner == "tdmpc":
-        result = train_tdmpc(shared, (args.task, args.seed, "full"))
+        result = train_tdmpc(shared, (args.task, args.seed, args.variant))
     else:
         result = train_sac(shared, (args.task, args.seed))
     print(f"{args.learner} {args.task} seed {args.seed}: return {result['mean']:.1f} +- {result['std']:.1f} "
