@@ -5,10 +5,8 @@ imagination, and one training job per (task, seed, variant) in the same format a
     agent.act(obs, explore=True)                                # filter the posterior, sample the actor
     agent.update(*buffer.sample(B, T))                          # one world-model and one actor-critic step
 
-    python -m wmlib.experiments.mujoco.dreamer --scale S --task T --seed N   # one training job (a DVC stage)
+    python -m wmlib.experiments.mujoco.job --scale S --learner dreamer --task T --seed N   # one job (a DVC stage)
 """
-import argparse
-
 import gymnasium as gym
 import numpy as np
 import torch
@@ -197,24 +195,3 @@ def train_all(run) -> list[dict]:
     """Every Dreamer job of the scale, training only those not finished yet (train.train_missing)."""
     return train_missing(run, "dreamer", train_dreamer, dreamer_jobs(run.params))
 
-
-def main(argv=None):
-    from . import setup
-
-    ap = argparse.ArgumentParser(description="One Dreamer training job (a DVC stage each).")
-    ap.add_argument("--scale", required=True)
-    ap.add_argument("--task", required=True)
-    ap.add_argument("--seed", required=True, type=int)
-    args = ap.parse_args(argv)
-    run = setup(args.scale)
-    p = run.params
-    if args.task not in p.budgets or args.seed not in p.seeds:
-        raise SystemExit(f"--task {args.task} --seed {args.seed}: not a job of mujoco at scale {run.scale} "
-                         f"(tasks {list(p.budgets)}, seeds {p.seeds})")
-    result = train_dreamer((p, run.data, run.results), (args.task, args.seed, "full"))
-    print(f"dreamer {args.task} seed {args.seed}: return {result['mean']:.1f} +- {result['std']:.1f} "
-          f"over {result['n']} episodes, {result['core_hours']:.3f} core-hours")
-
-
-if __name__ == "__main__":
-    main()

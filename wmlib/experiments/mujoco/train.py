@@ -1,7 +1,7 @@
 """Training runs, one job per (task, seed): the model-based loop shared by TD-MPC (and its switch ablations)
 and Dreamer (wmlib.experiments.mujoco.dreamer), and Stable-Baselines3 SAC.
 
-    python -m wmlib.experiments.mujoco.train --scale S --learner tdmpc|sac --task T --seed N   # one job (a DVC stage)
+    python -m wmlib.experiments.mujoco.job --scale S --learner tdmpc|sac --task T --seed N   # one job (a DVC stage)
 
 Each job checkpoints at every learning-curve point and resumes from there when rerun. Under `dvc repro` every
 (learner, task, seed) is its own stage (dvc.yaml: mujoco_tdmpc_job, mujoco_sac_job, mujoco_dreamer_job), so a
@@ -9,7 +9,6 @@ campaign is committed job by job; the notebooks then train only what is missing 
 outside DVC), in parallel on the run's WorkerPool (Ray at paper scale). Steps are agent steps; frames = steps x
 action repeat.
 """
-import argparse
 import io
 import math
 import time
@@ -30,7 +29,7 @@ from .params import MujocoParams
 from .tdmpc import TDMPC, discount_for
 
 ABLATIONS = {"no_simnorm": {"simnorm": False}, "no_two_hot": {"two_hot": False}}
-JOB_VARIANTS = ("full", "wide")  # run by DVC job stages; `wide`: the model widths of `width_study`
+JOB_VARIANTS = ("full", "wide")  # run by DVC job stages (wmlib.experiments.mujoco.job); wide: `width_study`'s widths
 
 
 def run_dir(root: Path, method: str, task: str, seed: int, variant: str = "full") -> Path:
@@ -245,32 +244,3 @@ def train_all(run, method: str) -> list[dict]:
         return train_missing(run, method, train_sac, [(t, s) for t in p.budgets for s in p.seeds])
     raise ValueError(f"method must be 'tdmpc' or 'sac', got {method!r}")
 
-
-def main(argv=None):
-    from . import setup
-
-    ap = argparse.ArgumentParser(description="One TD-MPC or SAC training job (a DVC stage each).")
-    ap.add_argument("--scale", required=True)
-    ap.add_argument("--learner", required=True, choices=["tdmpc", "sac"])
-    ap.add_argument("--task", required=True)
-    ap.add_argument("--seed", required=True, type=int)
-    ap.add_argument("--variant", default="full", choices=JOB_VARIANTS)
-    args = ap.parse_args(argv)
-    run = setup(args.scale)
-    p = run.params
-    if args.task not in p.budgets or args.seed not in p.seeds:
-        raise SystemExit(f"--task {args.task} --seed {args.seed}: not a job of mujoco at scale {run.scale} "
-                         f"(tasks {list(p.budgets)}, seeds {p.seeds})")
-    if args.variant == "wide" and (args.learner, args.task) != ("tdmpc", p.width_study.task):
-        raise SystemExit(f"--variant wide: only TD-MPC on the width study's task {p.width_study.task}")
-    shared = (p, run.data, run.results)
-    if args.learner == "tdmpc":
-        result = train_tdmpc(shared, (args.task, args.seed, args.variant))
-    else:
-        result = train_sac(shared, (args.task, args.seed))
-    print(f"{args.learner} {args.task} seed {args.seed}: return {result['mean']:.1f} +- {result['std']:.1f} "
-          f"over {result['n']} episodes, {result['core_hours']:.3f} core-hours")
-
-
-if __name__ == "__main__":
-    main()
