@@ -64,4 +64,4 @@ def width_table(run) -> pd.DataFrame:
                          "parameters": e["parameters"], "frames": e["frames"], "core_hours": e["core_hours"]})
     table = pd.DataFrame(rows)
     means = table.groupby("hidden", as_index=False, sort=False)[["mean", "parameters", "frames", "core_hours"]].mean()
-    return pd.concat([table, means.assign(task=task, seed="mean")], ignore_index=True)
+    return pd.concat([table, means.assign(task=task, seed="mean")], ignore_index=True).astype({"parameters": int})
