@@ -188,22 +188,13 @@ def small_run(tmp_path, **switches):
     return run
 
 
-def test_stream_training_killed_mid_epoch_resumes_with_its_carried_state(tmp_path, monkeypatch):
+def test_stream_training_killed_mid_epoch_resumes_with_its_carried_state(tmp_path, monkeypatch, interrupt):
     """Stopped after step 3 (checkpoints every step), then rerun: the same M as an uninterrupted run, which needs
     the LSTM state carried into step 4 restored along with the checkpoint."""
     monkeypatch.setattr(wm, "CHECKPOINT_SECONDS", 0)
     ref, _ = wm.train_mdnrnn(small_run(tmp_path / "ref", windows="stream", reset_state=True), progress=False)
-    run, loss, calls = small_run(tmp_path / "run", windows="stream", reset_state=True), wm.window_loss, []
-
-    def dies_at_step_4(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 4:
-            raise KeyboardInterrupt
-        return loss(*args, **kwargs)
-    monkeypatch.setattr(wm, "window_loss", dies_at_step_4)
-    with pytest.raises(KeyboardInterrupt):
-        wm.train_mdnrnn(run, progress=False)
-    monkeypatch.setattr(wm, "window_loss", loss)
+    run = small_run(tmp_path / "run", windows="stream", reset_state=True)
+    interrupt(wm, "window_loss", 4, lambda: wm.train_mdnrnn(run, progress=False))  # dies computing step 4
     resumed, history = wm.train_mdnrnn(run, progress=False)
     assert history[-1]["step"] == 6
     for a, b in zip(ref.state_dict().values(), resumed.state_dict().values()):

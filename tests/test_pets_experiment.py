@@ -7,6 +7,7 @@ import pytest
 import torch
 import yaml
 
+from wmlib.experiments.mujoco.params import BudgetParams
 from wmlib.experiments.pets import train
 from wmlib.experiments.pets.params import PETSParams
 from wmlib.experiments.pets.train import variant_settings
@@ -74,11 +75,14 @@ def test_variants_change_one_thing_each():
         variant_settings(p, "ts_inf")
 
 
-@pytest.mark.parametrize("scale", ["default", "paper"])
+@pytest.mark.parametrize("scale", SCALES)
 def test_same_tasks_budgets_and_evaluation_as_the_other_mujoco_learners(scale):
-    """PETS's rows go into the shared sample-efficiency table: same frames, action repeat and evaluation."""
+    """PETS's rows go into the shared sample-efficiency table: same frames, action repeat and evaluation (notebook
+    16 refuses others: wmlib.experiments.mujoco.comparison.same_protocol)."""
+    from wmlib.experiments.mujoco import comparison
     from wmlib.experiments.mujoco.params import MujocoParams
     pets, mujoco = load_params(PETSParams, scale), load_params(MujocoParams, scale)
+    comparison.same_protocol(mujoco, pets, scale)
     assert pets.budgets == {t: mujoco.budgets[t] for t in pets.tasks} and pets.evaluation == mujoco.evaluation
     assert all(pets.tasks[t].action_repeat == mujoco.tasks[t].action_repeat for t in pets.tasks)
     assert pets.seeds == mujoco.seeds and len(pets.seeds) >= 3
@@ -87,12 +91,15 @@ def test_same_tasks_budgets_and_evaluation_as_the_other_mujoco_learners(scale):
 JOB = """
 import sys
 from pathlib import Path
+from wmlib.experiments.mujoco.params import BudgetParams
 from wmlib.experiments.pets.params import PETSParams
 from wmlib.experiments.pets.train import train_pets
 from wmlib.params import load_params
 
 root = Path(sys.argv[1])
-p = load_params(PETSParams, "smoke").model_copy(update={"device": "cpu"})
+p = load_params(PETSParams, "smoke")
+p = p.model_copy(update={"device": "cpu", "budgets": {**p.budgets, "dmc/cartpole-swingup": BudgetParams(frames=400,
+                                                                                                       eval_every=400)}})
 train_pets((p, root / "data", root / "results"), ("dmc/cartpole-swingup", 0, "full"))
 """
 
@@ -114,25 +121,15 @@ def assert_same_run(a, b):
     assert ra["returns"] == rb["returns"] and ra["fits"] == rb["fits"] >= 1 and ra["episodes"] == rb["episodes"]
 
 
-def test_an_interrupted_job_resumes_where_it_stopped(tmp_path, monkeypatch):
+def test_an_interrupted_job_resumes_where_it_stopped(tmp_path, interrupt):
     """Checkpoint at every curve point: a run stopped after the first one and rerun ends as the uninterrupted run."""
     p = load_params(PETSParams, "smoke")
-    budget = p.budgets["dmc/cartpole-swingup"].model_copy(update={"eval_every": 200})  # a curve point per episode
+    budget = BudgetParams(frames=400, eval_every=200)  # a curve point per episode of cartpole
     p = p.model_copy(update={"device": "cpu", "budgets": {**p.budgets, "dmc/cartpole-swingup": budget}})
     job = ("dmc/cartpole-swingup", 0, "full")
     train.train_pets((p, tmp_path / "a/data", tmp_path / "a/results"), job)
-    calls, fit = [], train.fit
-
-    def fit_then_stop(*args, **kwargs):  # the second refit comes after the first checkpoint
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return fit(*args, **kwargs)
-
-    monkeypatch.setattr(train, "fit", fit_then_stop)
-    with pytest.raises(KeyboardInterrupt):
-        train.train_pets((p, tmp_path / "b/data", tmp_path / "b/results"), job)
-    monkeypatch.setattr(train, "fit", fit)
+    # stopped at the second refit, which comes after the first checkpoint
+    interrupt(train, "fit", 2, lambda: train.train_pets((p, tmp_path / "b/data", tmp_path / "b/results"), job))
     assert load_torch(tmp_path / "b/data/full/dmc/cartpole-swingup/seed0/checkpoint.pt")["state"]["step"] == 25
     train.train_pets((p, tmp_path / "b/data", tmp_path / "b/results"), job)
     assert_same_run(tmp_path / "a", tmp_path / "b")

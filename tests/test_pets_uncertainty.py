@@ -4,6 +4,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch.distributions import Normal
 
 from wmlib.experiments.pets import uncertainty as unc
@@ -86,7 +87,26 @@ def test_open_loop_of_an_exact_model_has_no_error():
     assert np.allclose(df.sq_error, 0, atol=1e-10) and np.allclose(df.disagreement, 0)
 
 
-def test_q_disagreement_is_the_variance_of_the_q_ensemble():
+def q_heads_one_by_one(model: LatentModel, obs, action) -> np.ndarray:
+    """[num_q, N]: each Q head evaluated on its own, its member's weights taken out of the batched ensemble layers
+    and applied with torch.nn.functional (no dropout: eval), decoded as a scalar (two_hot off)."""
+    x = torch.cat([model.encode(obs), action], -1)
+    heads = []
+    for i in range(model.num_q):
+        h = x
+        for layer in model._qs:
+            name = type(layer).__name__
+            if name == "EnsembleLinear":
+                h = h @ layer.weight[i] + layer.bias[i, 0]
+            elif name == "EnsembleLayerNorm":
+                h = F.layer_norm(h, h.shape[-1:]) * layer.weight[i, 0] + layer.bias[i, 0]
+            elif name == "Mish":
+                h = F.mish(h)
+        heads.append(h.squeeze(-1).numpy())
+    return np.array(heads)
+
+
+def test_q_disagreement_is_the_std_over_the_q_heads():
     torch.manual_seed(0)
     model = LatentModel(3, 1, latent=16, hidden=16, encoder_hidden=16, num_q=3, two_hot=False)
     with torch.no_grad():  # the Q heads start at zero (TD-MPC2's initialisation): give the members distinct outputs
@@ -94,10 +114,16 @@ def test_q_disagreement_is_the_variance_of_the_q_ensemble():
             p.add_(0.1 * torch.randn_like(p))
     obs, action = torch.randn(8, 3), torch.rand(8, 1) * 2 - 1
     model.eval()
-    qs = model.q(model.encode(obs), action, "all")
-    assert qs.shape == (3, 8)
-    assert torch.allclose(unc.q_disagreement(model, obs, action), qs.var(0)) and qs.var(0).min() > 0
+    with torch.no_grad():
+        qs = q_heads_one_by_one(model, obs, action)
+    assert qs.shape == (3, 8) and qs.std(0, ddof=1).min() > 0
+    np.testing.assert_allclose(unc.q_disagreement(model, obs, action).numpy(), qs.std(0, ddof=1), rtol=1e-5)
     with torch.no_grad():
         for p in model._qs.parameters():
             p.copy_(p[:1].expand_as(p))
-    assert torch.allclose(unc.q_disagreement(model, obs, action), torch.zeros(8), atol=1e-10)
+    assert torch.allclose(unc.q_disagreement(model, obs, action), torch.zeros(8), atol=1e-6)
+
+
+def test_tdmpc_model_names_a_task_tdmpc_does_not_run():
+    with pytest.raises(ValueError, match="dmc/hopper-hop"):
+        unc.tdmpc_model("smoke", "dmc/hopper-hop", 0)

@@ -23,21 +23,6 @@ def smoke_params(frames=800, eval_every=200):
     return p.model_copy(update={"budgets": {TASK: BudgetParams(frames=frames, eval_every=eval_every)}})
 
 
-class Interrupted(Exception):
-    pass
-
-
-def interrupt_after_first_checkpoint(monkeypatch, module):
-    real = module.save_torch
-
-    def save_then_stop(obj, path):
-        real(obj, path)
-        monkeypatch.setattr(module, "save_torch", real)
-        raise Interrupted
-
-    monkeypatch.setattr(module, "save_torch", save_then_stop)
-
-
 def count_calls(monkeypatch, cls, name) -> list:
     calls, real = [], getattr(cls, name)
 
@@ -61,7 +46,7 @@ def assert_same_state(a: dict, b: dict):
 
 
 @pytest.mark.parametrize("method", ["tdmpc", "dreamer"])
-def test_interrupted_run_resumes_and_ends_as_an_uninterrupted_one(tmp_path, monkeypatch, method):
+def test_interrupted_run_resumes_and_ends_as_an_uninterrupted_one(tmp_path, monkeypatch, interrupt, method):
     from wmlib.experiments.mujoco import dreamer, train
     train_fn, agent_cls = {"tdmpc": (train.train_tdmpc, train.TDMPC),
                            "dreamer": (dreamer.train_dreamer, dreamer.Dreamer)}[method]
@@ -69,9 +54,7 @@ def test_interrupted_run_resumes_and_ends_as_an_uninterrupted_one(tmp_path, monk
     ref = train_fn((p, tmp_path / "ref", tmp_path / "ref_results"), job)
 
     shared = (p, tmp_path / "data", tmp_path / "results")
-    interrupt_after_first_checkpoint(monkeypatch, train)
-    with pytest.raises(Interrupted):
-        train_fn(shared, job)
+    interrupt(train, "save_torch", 1, lambda: train_fn(shared, job), after=True)  # stopped once the first is written
     ckpt = train.run_dir(tmp_path / "data", method, *job) / "checkpoint.pt"
     before = load_torch(ckpt)["state"]
     assert before["step"] == 25  # one episode, then the first checkpoint

@@ -3,10 +3,15 @@
     table = comparison_table(run)        # per task and learner: mean over seeds, 95% bootstrap interval, published
     published_table(run, table)          # every published reference at the same frames: mean, range, our ranks
     aggregate(run, table)                # over the DMC tasks: IQM and mean, stratified bootstrap intervals
+    head_to_head(table, "pets", "sac")   # PETS against SAC on every task both run, at the same frames
 
 A learner is a key of LEARNERS whose runs follow wmlib.experiments.mujoco.train's layout (run_dir, eval.json,
-curve.csv); a new learner adds itself there (and its published references to REFERENCES).
+curve.csv); a new learner adds itself there (and its published references to REFERENCES). PETS is its own
+experiment (wmlib.experiments.pets, notebooks 18-19): its jobs write that layout under results/<scale>/pets/, on
+the tasks of pets.<scale>.budgets, and join only under the same protocol (same_protocol).
 """
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 from rliable import metrics
@@ -15,9 +20,11 @@ from ... import published as pub
 from ...envs.mujoco_tasks import EVAL_SEED, eval_seeds, make_env
 from ...evaluation import run_episodes, summarise
 from ...io import load_json
+from .. import pets
 from .train import run_dir
 
-LEARNERS = {"tdmpc": "TD-MPC (MPPI)", "dreamer": "Dreamer (v3)", "sac": "SAC (SB3 defaults)"}
+LEARNERS = {"tdmpc": "TD-MPC (MPPI)", "dreamer": "Dreamer (v3)", "sac": "SAC (SB3 defaults)",
+            "pets": "PETS (CEM, TS-inf)"}
 METHODS = {**LEARNERS, "random": "random policy"}
 # learner -> the published curves it is compared with: (file in reference/published/, method, observations);
 # "agent" observations: the learner's own (Dreamer: pixels where params dreamer.pixels, else states). The first
@@ -78,20 +85,64 @@ def bootstrap_interval(x, confidence: float = CONFIDENCE, reps: int = REPS, seed
     return float(ci[0, 0]), float(ci[1, 0])
 
 
-def seed_results(run, learner: str, task: str) -> list[dict]:
+def same_protocol(p, q, scale: str) -> None:
+    """PETS (q: PETSParams) stands beside the learners of wmlib.experiments.mujoco (p: MujocoParams) only under
+    their protocol: the same seeds, evaluation episodes and step limit and, on every task PETS runs, the same frame
+    budget and action repeat (the evaluation seeds follow: eval_seeds). Else a ValueError naming each parameter."""
+    bad = [f"pets.seeds {q.seeds} != mujoco.seeds {p.seeds}"] if q.seeds != p.seeds else []
+    bad += [f"pets.{scale}.evaluation.{k} {getattr(q.evaluation, k)} != mujoco.{scale}.evaluation.{k} "
+            f"{getattr(p.evaluation, k)}" for k in ("episodes", "max_frames")
+            if getattr(q.evaluation, k) != getattr(p.evaluation, k)]
+    for task, budget in q.budgets.items():
+        if task not in p.budgets:
+            bad.append(f"pets.{scale}.budgets has {task}, which mujoco.{scale}.budgets has not")
+            continue
+        if budget.frames != p.budgets[task].frames:
+            bad.append(f"pets.{scale}.budgets.{task}.frames {budget.frames} != mujoco's {p.budgets[task].frames}")
+        if q.tasks[task].action_repeat != p.tasks[task].action_repeat:
+            bad.append(f"pets.tasks.{task}.action_repeat {q.tasks[task].action_repeat} != mujoco's "
+                       f"{p.tasks[task].action_repeat}")
+    if bad:
+        raise ValueError("PETS is not run under the comparison's protocol: " + "; ".join(bad))
+
+
+def pets_run(run):
+    """The PETS experiment at the comparison's scale, its protocol checked (same_protocol)."""
+    other = pets.setup(run.scale)
+    same_protocol(run.params, other.params, run.scale)
+    return other
+
+
+def learner_runs(run, learners: dict[str, str] = LEARNERS) -> dict[str, tuple[Path, list[str]]]:
+    """Per learner: the root its runs lie under (run_dir's, beside its name) and the budgeted tasks it runs:
+    results/<scale>/mujoco and every task for the learners of wmlib.experiments.mujoco; for PETS results/<scale>
+    (its runs: results/<scale>/pets/full/...) and the tasks of pets.<scale>.budgets."""
+    out = {}
+    for learner in learners:
+        if learner == "pets":
+            other = pets_run(run)
+            out[learner] = (other.results.parent, [t for t in run.params.budgets if t in other.params.budgets])
+        else:
+            out[learner] = (run.results, list(run.params.budgets))
+    return out
+
+
+def seed_results(root: Path, learner: str, task: str, seeds: list[int]) -> list[dict]:
     """eval.json of every seed's finished run."""
-    return [load_json(run_dir(run.results, learner, task, s) / "eval.json") for s in run.params.seeds]
+    return [load_json(run_dir(root, learner, task, s) / "eval.json") for s in seeds]
 
 
 def comparison_table(run, learners: dict[str, str] = LEARNERS) -> pd.DataFrame:
-    """One row per task and learner at the task's frame budget: the mean over seeds of each seed's mean evaluation
-    return, the std over seeds, a 95% bootstrap interval of the mean, each seed's return; beside it the first
-    published reference with seeds at these frames (REFERENCES): its mean and std over seeds. Then the random
-    policy (its std and n over episodes)."""
-    p, rows = run.params, []
+    """One row per task and learner that runs it, at the task's frame budget: the mean over seeds of each seed's
+    mean evaluation return, the std over seeds, a 95% bootstrap interval of the mean, each seed's return; beside it
+    the first published reference with seeds at these frames (REFERENCES): its mean and std over seeds. Then the
+    random policy (its std and n over episodes)."""
+    p, rows, sources = run.params, [], learner_runs(run, learners)
     for task, budget in p.budgets.items():
-        for learner in learners:
-            runs = seed_results(run, learner, task)
+        for learner, (root, tasks) in sources.items():
+            if task not in tasks:
+                continue
+            runs = seed_results(root, learner, task, p.seeds)
             per_seed = np.array([r["mean"] for r in runs])
             lo, hi = bootstrap_interval(per_seed)
             point = next((x for ref in references(p, learner)
@@ -128,8 +179,8 @@ def published_table(run, table: pd.DataFrame) -> pd.DataFrame:
 
 
 def score_matrices(run, table: pd.DataFrame) -> tuple[list[str], dict[str, np.ndarray]]:
-    """The DMC tasks and, per learner (and per published reference with every task's seeds at the same frames),
-    normalised returns [runs, tasks] (return / 1000), for rliable."""
+    """The DMC tasks and, per learner that runs all of them (not PETS, without dmc/cheetah-run) and per published
+    reference with every task's seeds at the same frames, normalised returns [runs, tasks] (return / 1000)."""
     p = run.params
     rows = table[table.method != "random"]
     tasks = [t for t in p.budgets if dmc_name(t)]
@@ -137,6 +188,8 @@ def score_matrices(run, table: pd.DataFrame) -> tuple[list[str], dict[str, np.nd
     if not tasks:
         return tasks, scores
     for learner in dict.fromkeys(rows.method):
+        if not set(tasks) <= set(rows[rows.method == learner].task):
+            continue
         per_task = [[float(x) for x in rows[(rows.task == t) & (rows.method == learner)].seed_returns.iloc[0].split()]
                     for t in tasks]
         scores[METHODS.get(learner, learner)] = np.array(per_task).T / DMC_MAX
@@ -172,15 +225,36 @@ def performance_profiles(scores: dict[str, np.ndarray], reps: int = REPS) -> tup
     return taus, {n: o[0] for n, o in out.items()}, {n: o[1] for n, o in out.items()}
 
 
-def learning_curves(run, learners: dict[str, str] = LEARNERS, variant: str = "full") -> pd.DataFrame:
+def learning_curves(run, learners: dict[str, str] = LEARNERS) -> pd.DataFrame:
     """Long table: task, method, seed, frames, mean, std of the periodic evaluation episodes."""
-    parts = []
+    parts, sources = [], learner_runs(run, learners)
     for task in run.params.budgets:
-        for learner in learners:
-            for seed in run.params.seeds:
-                df = pd.read_csv(run_dir(run.results, learner, task, seed, variant) / "curve.csv")
+        for learner, (root, tasks) in sources.items():
+            for seed in run.params.seeds if task in tasks else []:
+                df = pd.read_csv(run_dir(root, learner, task, seed) / "curve.csv")
                 parts.append(df[["frames", "mean", "std"]].assign(task=task, method=learner, seed=seed))
     return pd.concat(parts, ignore_index=True)
+
+
+def head_to_head(table: pd.DataFrame, a: str = "pets", b: str = "sac", reps: int = REPS) -> pd.DataFrame:
+    """Learner `a` against `b` on every task both run, at the same frames and seeds (comparison_table's rows): each
+    one's mean over seeds, the difference of the means with its 95% bootstrap interval (each learner's seeds
+    resampled on their own), the probability of improvement P(a's seed > b's seed) (rliable's, ties half), and
+    whether `a` is at least as good (difference >= 0) and whether the interval excludes 0. The interval and the
+    probability use the seeds' returns as the table gives them (to 0.1)."""
+    rows = []
+    for task, g in table.groupby("task", sort=False):
+        if not {a, b} <= set(g.method):
+            continue
+        ra, rb = (g[g.method == m].iloc[0] for m in (a, b))
+        x, y = ([float(v) for v in r.seed_returns.split()] for r in (ra, rb))
+        _, ci = stratified_bootstrap(np.array([x, y]).T, lambda s: np.array([s[:, 0].mean() - s[:, 1].mean()]), reps)
+        diff = ra["mean"] - rb["mean"]
+        rows.append({"task": task, "frames": int(ra.frames), "seeds": len(x), f"{a}_mean": ra["mean"],
+                     f"{b}_mean": rb["mean"], "difference": diff, "ci_low": ci[0, 0], "ci_high": ci[1, 0],
+                     "p_improvement": metrics.probability_of_improvement(np.array([x]).T, np.array([y]).T),
+                     "at_least_as_good": bool(diff >= 0), "interval_excludes_0": bool(ci[0, 0] > 0 or ci[1, 0] < 0)})
+    return pd.DataFrame(rows)
 
 
 def published_curves(run, learners: dict[str, str] = LEARNERS) -> pd.DataFrame:

@@ -218,20 +218,6 @@ def summary_table(runs: pd.DataFrame, resamples: int = 10_000, seed: int = 0) ->
     return pd.DataFrame(rows)
 
 
-def comparison_rows(run) -> pd.DataFrame:
-    """PETS's rows for the shared sample-efficiency table, in the columns of
-    wmlib.experiments.mujoco.comparison.comparison_table: per budgeted task, the full variant's evaluation returns
-    pooled over seeds (mean, std, n, returns), frames, seeds, training episodes, core-hours, published return."""
-    rows = []
-    for task, budget in run.params.budgets.items():
-        runs = [load_json(run_dir(run.results, task, s) / "eval.json") for s in run.params.seeds]
-        rows.append({"task": task, "method": "pets", **summarise([x for e in runs for x in e["returns"]]),
-                     "frames": budget.frames, "seeds": len(runs), "train_episodes": sum(e["episodes"] for e in runs),
-                     "core_hours": sum(e["core_hours"] for e in runs),
-                     "published": run.params.tasks[task].published.get(budget.frames, float("nan"))})
-    return pd.DataFrame(rows)
-
-
 def curves(run) -> pd.DataFrame:
     """Every job's learning curve (curve.csv) with its task, seed and variant."""
     return pd.concat([pd.read_csv(run_dir(run.results, *j) / "curve.csv").assign(task=j[0], seed=j[1], variant=j[2])

@@ -6,6 +6,7 @@
     coverage, ece         calibration of the predictive distribution: observed vs nominal central-interval coverage
     variance_reliability  predicted variance against the realised squared error, by quantile bins of the former
     auroc                 how well a score separates out-of-distribution from in-distribution transitions
+    q_disagreement        TD-MPC's Q-ensemble on the same transitions (its model: tdmpc_model), for comparison
 
 Errors and disagreements are in standardised target units (the ensemble's output standardiser) and averaged over
 the output dimensions, so that every state dimension counts alike. The predictive distribution of a transition is
@@ -18,6 +19,11 @@ from scipy.stats import mannwhitneyu, spearmanr
 from torch.distributions import Categorical, MixtureSameFamily, Normal
 
 from ...models.ensemble import GaussianEnsemble
+from ...models.latent_model import LatentModel
+from ...params import load_params
+from .. import mujoco
+from ..mujoco import train as mujoco_train
+from ..mujoco.params import MujocoParams
 
 
 @torch.no_grad()
@@ -66,11 +72,23 @@ def open_loop(ens: GaussianEnsemble, obs, action, horizons: list[int], starts: i
 
 
 @torch.no_grad()
-def q_disagreement(model, obs, action) -> torch.Tensor:
-    """[N]: the variance across TD-MPC's Q-ensemble (a wmlib.models.latent_model.LatentModel, dropout off) of
-    Q(encode(obs), action): the disagreement of a value ensemble on the same transitions, for comparison."""
+def q_disagreement(model: LatentModel, obs, action) -> torch.Tensor:
+    """[N]: the std across TD-MPC's Q heads (dropout off) of Q(encode(obs), action), in return units: the
+    disagreement of a value ensemble on the same transitions, for comparison (ranks as its variance would)."""
     model.eval()
-    return model.q(model.encode(obs), action, "all").var(0)
+    return model.q(model.encode(obs), action, "all").std(0)
+
+
+def tdmpc_model(scale: str, task: str, seed: int) -> LatentModel:
+    """The TD-MPC model of (task, seed) at `scale`: the mujoco_tdmpc_job stage's final checkpoint, the job trained
+    first where it has not run (outside the pipeline), as PETS's own (train.ensure)."""
+    p = load_params(MujocoParams, scale)
+    if task not in p.budgets or seed not in p.seeds:
+        raise ValueError(f"TD-MPC runs no ({task}, seed {seed}) at scale {scale}: the task must be in "
+                         f"mujoco.{scale}.budgets ({', '.join(p.budgets)}), the seed in mujoco.seeds {p.seeds}")
+    run = mujoco.setup(scale)
+    mujoco_train.train_missing(run, "tdmpc", mujoco_train.train_tdmpc, [(task, seed, "full")])
+    return mujoco_train.load_agent(run.params, run.data, task, seed).model
 
 
 def spearman(x, y) -> float:
@@ -150,8 +168,9 @@ def measure(p, run_data, task: str, seed: int, penalised: bool = False, q_model=
     distribution) and of `held_action_policy` (OOD) on the evaluation seeds; returns (metrics, tables) where
     metrics holds the numbers for results/ and tables the curves behind the figures. `penalised`: also the
     planner with reward - uncertainty.penalty x disagreement on the same seeds (the plain planner's returns are
-    those of the in-distribution episodes). With `q_model` (a trained TD-MPC LatentModel of the same task) its
-    Q-ensemble's disagreement is scored on the same transitions."""
+    those of the in-distribution episodes). With `q_model` (a trained TD-MPC LatentModel of the same task:
+    tdmpc_model) its Q-ensemble's disagreement (q_disagreement) is scored on the same transitions, against the
+    ensemble's realised one-step error and as an OOD score: metrics["tdmpc_q"]."""
     from ...envs.mujoco_tasks import eval_seeds, make_env
     from .train import load_agent
 
@@ -186,8 +205,10 @@ def measure(p, run_data, task: str, seed: int, penalised: bool = False, q_model=
         **({"penalty": u.penalty} if penalised else {})}
     if q_model is not None:
         q = {k: q_disagreement(q_model, *flatten(v)[:2]) for k, v in eps.items()}
-        metrics["tdmpc_q"] = {"spearman_one_step": spearman(q["in"], s["sq_error"]),
-                              "auroc_ood": auroc(q["in"], q["ood"])}
+        metrics["tdmpc_q"] = {"heads": q_model.num_q, "spearman_one_step": spearman(q["in"], s["sq_error"]),
+                              "spearman_with_ensemble": spearman(q["in"], s["disagreement"]),
+                              "auroc_ood": auroc(q["in"], q["ood"]),
+                              "mean_disagreement": {k: float(v.mean()) for k, v in q.items()}}
     tables = {"coverage": pd.DataFrame({"nominal": levels, "observed": coverage(s["pit"], levels)}),
               "reliability": reliability, "open_loop": multi,
               "disagreement": pd.concat([pd.DataFrame({"set": k, "disagreement": v["disagreement"].numpy(),
