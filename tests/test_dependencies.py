@@ -12,6 +12,7 @@ import re
 import pytest
 import yaml
 
+from wmlib.experiments.mujoco.job import LEARNERS
 from wmlib.paths import ROOT
 
 # Left out of every stage on purpose: figures only, so a figure tweak does not retrain anything
@@ -77,6 +78,8 @@ def stage_code(cmds) -> set[str]:
         for nb in re.findall(r"papermill .*?(notebooks/\S+\.ipynb)", cmd):
             modules |= notebook_imports(nb)
         modules |= set(re.findall(r"python -m (wmlib[\w.]*)", cmd))
+        if "python -m wmlib.experiments.mujoco.job" in cmd:  # the job imports its learner's module by name
+            modules |= {LEARNERS[learner][0] for learner in re.findall(r"--learner (\w+)", cmd)}
     return modules
 
 

@@ -58,9 +58,9 @@ def test_replay_builds_batches_on_its_device_from_the_same_indices(device):
     episode = torch.randn(11, 3), torch.rand(10, 2), torch.randn(10)
     for b in buffers:
         b.add(*episode)
-    (obs, action, reward), on_device = (b.sample(4, 3, torch.Generator().manual_seed(0)) for b in buffers)
+    (obs, action, reward, terminated), on_device = (b.sample(4, 3, torch.Generator().manual_seed(0)) for b in buffers)
     assert obs.device.type == "cpu" and on_device[0].device.type == torch.device(device).type
-    for x, y in zip((obs, action, reward), on_device):
+    for x, y in zip((obs, action, reward, terminated), on_device):
         assert torch.equal(x, y.cpu())
 
 

@@ -173,10 +173,14 @@ def test_persistence_error_is_zero_on_constant_episodes():
     from wmlib.experiments.mujoco.diagnostics import open_loop_error
     wm = WorldModel((3,), 1, WorldModelConfig(deter=8, hidden=8, stoch=2, classes=3, layers=1))
     episodes = [(torch.ones(26, 3), torch.zeros(25, 1))]
+    torch.manual_seed(0)  # imagination samples latents
     errors = open_loop_error(wm, episodes, context=5, horizon=20)
     assert errors.step.tolist() == list(range(1, 21)) and (errors.persistence == 0).all()
-    with pytest.raises(ValueError, match="shorter than context"):
-        open_loop_error(wm, episodes, context=5, horizon=21)
+    too_short = open_loop_error(wm, episodes, context=5, horizon=21)  # an episode that ended early: no window
+    assert (too_short.windows == 0).all() and too_short.model.isna().all() and len(too_short) == 21
+    torch.manual_seed(0)
+    both = open_loop_error(wm, episodes + [(torch.ones(10, 3), torch.zeros(9, 1))], context=5, horizon=20)
+    assert both.equals(errors)  # the short episode is left out
 
 
 def test_dreamer_unknown_variant_is_named():

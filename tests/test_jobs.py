@@ -40,3 +40,39 @@ def test_train_missing_reads_finished_jobs_and_trains_only_the_others(tmp_path):
     jobs = [("dmc/walker-walk", 1, "full"), ("dmc/walker-walk", 0, "full"), ("dmc/walker-walk", 0, "no_two_hot")]
     results = train.train_missing(run, "tdmpc", fn, jobs)
     assert trained == [jobs[0], jobs[2]] and [r["mean"] for r in results] == [2.0, 1.0, 2.0]
+
+
+def test_width_job_stages_write_where_run_dir_puts_the_wide_variant(tmp_path):
+    stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["mujoco_tdmpc_width_job"]
+    assert stage["foreach"] == "${mujoco.seeds}"
+    task, seed = "dmc/walker-walk", 1
+    outs = [next(iter(o)) for o in stage["do"]["outs"]]
+    resolved = {o.replace("${mujoco.width_study.task}", task).replace("${item}", str(seed))
+                .replace("${scale}", "smoke") for o in outs}
+    assert resolved == {str(train.run_dir(tmp_path / root, "tdmpc", task, seed, "wide").relative_to(tmp_path))
+                        for root in ("data/smoke/mujoco", "results/smoke/mujoco")}
+    assert "--variant wide" in stage["do"]["cmd"]
+
+
+def test_job_entry_point_checks_the_job_and_runs_its_learners_function(monkeypatch, tmp_path):
+    import pytest
+
+    from wmlib.experiments.mujoco import dreamer, job
+    from wmlib.experiments.mujoco.params import MujocoParams
+    from wmlib.params import load_params
+
+    p = load_params(MujocoParams, "smoke")
+    monkeypatch.setattr(job, "setup", lambda scale: SimpleNamespace(params=p, scale=scale, data=tmp_path,
+                                                                    results=tmp_path))
+    ran = []
+    result = {"mean": 1.0, "std": 0.0, "n": 1, "core_hours": 0.0}
+    monkeypatch.setattr(dreamer, "train_dreamer", lambda shared, j: ran.append(("dreamer", j)) or result)
+    monkeypatch.setattr(train, "train_sac", lambda shared, j: ran.append(("sac", j)) or result)
+    args = ["--scale", "smoke", "--task", "dmc/walker-walk", "--seed", "1"]
+    job.main(args + ["--learner", "dreamer"])
+    job.main(args + ["--learner", "sac"])
+    assert ran == [("dreamer", ("dmc/walker-walk", 1, "full")), ("sac", ("dmc/walker-walk", 1))]
+    with pytest.raises(SystemExit, match="not a job of mujoco"):
+        job.main(["--scale", "smoke", "--learner", "sac", "--task", "dmc/nope", "--seed", "1"])
+    with pytest.raises(SystemExit, match="--variant wide: only for --learner tdmpc"):
+        job.main(args + ["--learner", "dreamer", "--variant", "wide"])

@@ -174,7 +174,7 @@ def test_planning_through_an_identical_ensemble_reaches_the_lqr_optimum(propagat
     g = torch.Generator().manual_seed(0)
     pm = ParticleModel(linear_ensemble(lq, 5, deterministic), 5, propagation, reward_fn=lq.reward, generator=g)
     cfg = PlannerParams(horizon=H, iterations=6, samples=512, policy_samples=0, elites=64, temperature=0.5,
-                        min_std=0.05, max_std=2.0, method=method, use_prior=False)
+                        min_std=0.05, max_std=2.0, method=method, use_prior=False, action="mean")  # PETS's
     action, mean, _ = plan(pm, pm.start(z0), cfg, action_dim=1, discount=1.0, generator=g)
     assert abs(action.item() - optimum[0, 0].item()) < 0.01
     assert lq.plan_return(z0, mean) <= best + 1e-5

@@ -80,6 +80,7 @@ def test_paper_model_has_tdmpc2s_5m_parameters():
 def test_td_target_against_a_direct_computation():
     p = load_params(MujocoParams, "smoke")
     agent = TDMPC(5, 1, p, discount=0.9)
+    torch.nn.init.normal_(agent.model._target_qs[-1].weight)  # Q's output layer starts at zero: make Q nonzero
     z, r = agent.model.encode(torch.randn(4, 5)), torch.randn(4)
     torch.manual_seed(3)
     target = agent.td_target(z, r)
@@ -110,7 +111,8 @@ def test_replay_windows_are_slices_of_stored_episodes():
     for e in range(3):
         t = torch.arange(11.0)
         buf.add(torch.stack([t, torch.full_like(t, e)], -1), t[:10, None] / 10, t[:10] + 100 * e)
-    obs, action, reward = buf.sample(64, 3)
+    obs, action, reward, terminated = buf.sample(64, 3)
+    assert not terminated.any()  # time-limit episodes never terminate
     assert obs.shape == (4, 64, 2) and action.shape == (3, 64, 1) and reward.shape == (3, 64)
     ep, start = obs[0, :, 1], obs[0, :, 0]
     assert torch.equal(obs[:, :, 0], start + torch.arange(4.0)[:, None])   # consecutive steps
@@ -158,3 +160,35 @@ def test_task_names_are_checked():
     assert gym_id("dmc/walker-walk") == "dm_control/walker-walk-v0"
     with pytest.raises(ValueError, match="task must be"):
         gym_id("walker-walk")
+
+
+def test_v1_wide_model_counts_tdmpc_v1s_parameters_plus_its_layer_norms():
+    """TD-MPC v1's TOLD (nicklashansen/tdmpc src/algorithm/{tdmpc,helper}.py at f4d85ec) on walker's sizes, counted
+    layer by layer; our model with v1's widths and switches (latent 50, MLPs 512, encoder 256, 2 scalar Qs, no
+    SimNorm) has exactly those Linear layers plus a LayerNorm after each hidden layer and after the latent, and a
+    std output for the policy (v1's pi is deterministic)."""
+    obs, A, latent, mlp, enc = 24, 6, 50, 512, 256
+
+    def linear(i, o):
+        return i * o + o
+
+    encoder = linear(obs, enc) + linear(enc, latent)
+    three = lambda i, o: linear(i, mlp) + linear(mlp, mlp) + linear(mlp, o)  # noqa: E731  v1's h.mlp
+    v1 = encoder + three(latent + A, latent) + three(latent + A, 1) + three(latent, A)
+    v1 += 2 * (three(latent + A, 1) + 2 * mlp)  # Q1, Q2: h.q has one LayerNorm(mlp)
+    ln = lambda d: 2 * d  # noqa: E731  a LayerNorm's weight and bias
+    norms = (ln(enc) + ln(latent)) + (2 * ln(mlp) + ln(latent)) + 2 * ln(mlp) + 2 * ln(mlp)  # enc, dyn, reward, pi
+    norms += 2 * (2 * ln(mlp) - ln(mlp))  # each Q: two LayerNorms where v1's has one
+    pi_std = mlp * A + A  # the second half of the policy's output layer
+    ours = LatentModel(obs, A, latent=latent, hidden=mlp, encoder_hidden=enc, num_q=2, simnorm=False, two_hot=False)
+    assert ours.num_parameters() == v1 + norms + pi_std
+    assert 1.4e6 < v1 < 1.6e6  # "512-wide MLPs": 1.5M parameters, 8x this repository's default 0.19M
+
+
+def test_width_study_widens_the_default_model():
+    p = load_params(MujocoParams, "default")
+    from wmlib.experiments.mujoco.train import make_agent
+
+    default, wide = (make_agent(p, p.width_study.task, v).model for v in ("full", "wide"))
+    assert wide._dynamics[0].out_features == 512 and wide._encoder[0].out_features == 256
+    assert default.num_parameters() < 0.25e6 < 1.5e6 < wide.num_parameters()

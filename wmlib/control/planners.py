@@ -7,13 +7,18 @@ A planning call, for one observation's latent z:
      discounted terminal value;
   3. re-weight: MPPI takes softmax(temperature * (score - max)) over the `elites` best, CEM weights the
      elites equally; the new mean and std are the weighted mean and std (std clamped to [min_std, max_std]);
-  4. repeat for `iterations`, then return the first action of the final mean.
+  4. repeat for `iterations`; then `action: elite` (TD-MPC2, tdmpc2/tdmpc2.py `_plan` at e9f5932) draws one
+     elite of the last iteration with probability w (its softmax weight; CEM: uniform) and returns its first
+     action, `action: mean` (TD-MPC v1, PETS) returns the first action of the final mean. The caller adds
+     std[0] x noise when exploring (TD-MPC2 adds it unless `eval_mode`).
 Random shooting evaluates the same number of sequences, (samples + policy_samples) x iterations,
 uniformly in [-1, 1] in one batch, and returns the first action of the best one.
 The whole population and horizon are tensors on z's device: no Python loop over samples. `generator` (optional)
 must live on that device too.
 
-`model` needs: next(z, a) -> z', reward(z, a) -> [N], value(z) -> [N], pi(z) -> a distribution over actions.
+`model` needs: next(z, a) -> z', reward(z, a) -> [N], value(z) -> [N], pi(z) -> a distribution over actions; a
+model with `episodic` true also terminated(z') -> [N] in {0, 1}: rewards and the terminal value after a predicted
+termination count zero (TD-MPC2's `_estimate_value`).
 """
 from typing import Literal
 
@@ -35,6 +40,7 @@ class PlannerParams(StrictParams):
     max_std: float
     method: Literal["mppi", "cem", "shooting"] = "mppi"
     use_prior: bool = True
+    action: Literal["elite", "mean"] = "elite"  # first action of an elite drawn by weight (TD-MPC2) or of the mean
 
     @model_validator(mode="after")
     def _sizes(self):
@@ -58,12 +64,21 @@ class PlannerParams(StrictParams):
 def rollout_returns(model, z, actions, discount: float):
     """z [latent] or [N, latent], actions [H, N, A] -> discounted return + terminal value [N]."""
     z = z.expand(actions.shape[1], -1) if z.dim() == 1 else z
-    ret, gamma = 0.0, 1.0
+    ret, gamma, alive, episodic = 0.0, 1.0, 1.0, getattr(model, "episodic", False)
     for a in actions:
-        ret = ret + gamma * model.reward(z, a)
+        ret = ret + gamma * alive * model.reward(z, a)
         z = model.next(z, a)
         gamma *= discount
-    return ret + gamma * model.value(z)
+        if episodic:
+            alive = alive * (1 - model.terminated(z))
+    return ret + gamma * alive * model.value(z)
+
+
+def draw_elite(elites, weights, generator=None):
+    """elites [H, E, A], weights [E] (summing to 1) -> the first action [A] of one elite drawn with probability
+    `weights` (TD-MPC2 draws it by Gumbel-max, the same distribution)."""
+    i = torch.multinomial(weights, 1, generator=generator)
+    return elites[0, i[0]]
 
 
 def policy_proposals(model, z, n: int, horizon: int):
@@ -107,10 +122,10 @@ def plan(model, z, cfg: PlannerParams, action_dim: int, discount: float, prev_me
             w = torch.softmax(cfg.temperature * (elite_score - elite_score.max()), 0)
         else:  # cem
             w = torch.full_like(elite_score, 1 / cfg.elites)
-        w = w[None, :, None]
-        mean = (w * elites).sum(1)
-        std = (w * (elites - mean.unsqueeze(1)) ** 2).sum(1).sqrt().clamp(cfg.min_std, cfg.max_std)
-    return mean[0], mean, std
+        mean = (w[None, :, None] * elites).sum(1)
+        std = (w[None, :, None] * (elites - mean.unsqueeze(1)) ** 2).sum(1).sqrt().clamp(cfg.min_std, cfg.max_std)
+    action = draw_elite(elites, w, generator) if cfg.action == "elite" else mean[0]
+    return action, mean, std
 
 
 def shift(mean):

@@ -4,6 +4,8 @@ Shapes: obs [B, obs_dim], z [B, latent], a [B, action_dim] in [-1, 1]; Q-ensembl
 Every head is an MLP of LayerNorm + Mish layers (Hansen et al., 2024). Two switches reproduce TD-MPC (v1)
 choices so their effect can be measured: `simnorm` (latent normalised by a softmax over groups of 8)
 and `two_hot` (reward and Q as discrete regression over bins in symlog space, else a scalar with MSE).
+With `termination` (tasks whose episodes terminate: Hopper, Walker2d) a termination head classifies each latent as
+terminal or not (TD-MPC2's `_termination`, an MLP on z trained with binary cross-entropy).
 """
 import math
 
@@ -92,7 +94,7 @@ def mlp(in_dim: int, hidden: int, layers: int, out_dim: int, out_act: nn.Module 
 class LatentModel(nn.Module):
     def __init__(self, obs_dim: int, action_dim: int, latent: int = 512, hidden: int = 512, encoder_hidden: int = 256,
                  num_q: int = 5, num_bins: int = 101, vmin: float = -10.0, vmax: float = 10.0,
-                 simnorm: bool = True, two_hot: bool = True, q_dropout: float = 0.01):
+                 simnorm: bool = True, two_hot: bool = True, q_dropout: float = 0.01, termination: bool = False):
         super().__init__()
         if simnorm and latent % 8:
             raise ValueError(f"latent must be a multiple of the SimNorm group size 8, got {latent}")
@@ -105,6 +107,8 @@ class LatentModel(nn.Module):
         self._dynamics = mlp(latent + action_dim, hidden, 2, latent, out_act=SimNorm(8) if simnorm else nn.Identity())
         self._reward = mlp(latent + action_dim, hidden, 2, out)
         self._pi = mlp(latent, hidden, 2, 2 * action_dim)
+        self._termination = mlp(latent, hidden, 2, 1) if termination else None
+        self.episodic = termination  # the planner masks rewards and values after a predicted termination
         self._qs = mlp(latent + action_dim, hidden, 2, out, dropout=q_dropout, members=num_q)
         self._target_qs = mlp(latent + action_dim, hidden, 2, out, dropout=q_dropout, members=num_q)
         for head in (self._reward, self._qs):  # zero-initialised output layers, as in TD-MPC2
@@ -127,6 +131,14 @@ class LatentModel(nn.Module):
 
     def reward_logits(self, z, a):
         return self._reward(torch.cat([z, a], -1))
+
+    def termination_logits(self, z):
+        """z [..., latent] -> logit [...] that z is terminal (only with `termination`)."""
+        return self._termination(z).squeeze(-1)
+
+    def terminated(self, z):
+        """z [N, latent] -> [N] 1.0 where z is predicted terminal (p > 0.5, as TD-MPC2's planner), else 0.0."""
+        return (self.termination_logits(z) > 0).float()
 
     def q_logits(self, z, a, target: bool = False):
         """z [..., latent], a [..., A] -> [num_q, ..., bins]"""
@@ -182,7 +194,8 @@ class LatentModel(nn.Module):
 
     def model_parameters(self):
         """Everything the model loss trains except the encoder (which gets a smaller learning rate)."""
-        return [p for m in (self._dynamics, self._reward, self._qs) for p in m.parameters()]
+        heads = (self._dynamics, self._reward, self._qs) + ((self._termination,) if self.episodic else ())
+        return [p for m in heads for p in m.parameters()]
 
     def pi_parameters(self):
         return self._pi.parameters()

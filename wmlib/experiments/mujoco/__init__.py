@@ -2,10 +2,11 @@
 random policy; notebooks 11-16.
 
     tdmpc        the agent: latent model losses, policy prior, MPPI acting (wmlib.control.planners)
+    job          the one job entry point every DVC job stage runs: python -m wmlib.experiments.mujoco.job ...
     train        11-12. one job per task and seed (a DVC stage each): the model-based loop (TD-MPC, Dreamer), SB3 SAC
     dreamer      14. the Dreamer agent (wmlib.models.world_model, wmlib.control.actor_critic) and its jobs
     diagnostics  15. open-loop prediction error of Dreamer's world model, the ablation table
-    planning     13. sampling planners driving one trained model; the TD-MPC2 switch ablations
+    planning     13. sampling planners driving one trained model; the TD-MPC2 switch ablations; the width study
     comparison   16. rows over seeds with bootstrap intervals beside the published seeds (wmlib.published), the
                  random policy, IQM and performance profiles over the DMC tasks, curves and summary rows
 

@@ -51,20 +51,25 @@ def open_loop(wm, obs, action, starts: list[int], context: int, horizon: int):
 
 
 def open_loop_error(wm, episodes, context: int, horizon: int, stride: int = 10) -> pd.DataFrame:
-    """Mean normalised squared error of the model and of persistence at 1..horizon imagined steps."""
+    """Mean normalised squared error of the model and of persistence at 1..horizon imagined steps, over the windows
+    of the episodes at least context + horizon steps long (a terminating task's may be shorter: Hopper falling);
+    NaN with 0 windows if none is."""
     preds, reals, lasts = [], [], []
     for obs, action in episodes:
         starts = list(range(0, len(action) - context - horizon + 1, stride))
         if not starts:
-            raise ValueError(f"episodes of {len(action)} steps are shorter than context {context} + horizon {horizon}")
+            continue
         pred, real, last = open_loop(wm, obs, action, starts, context, horizon)
         preds.append(pred), reals.append(real), lasts.append(last)
+    steps = np.arange(1, horizon + 1)
+    if not preds:
+        return pd.DataFrame({"step": steps, "model": np.nan, "persistence": np.nan, "windows": 0})
     pred, real, last = torch.cat(preds, 1), torch.cat(reals, 1), torch.cat(lasts, 0)
     dims = tuple(range(2, pred.dim()))
     var = real.var(dim=(0, 1), keepdim=True).clamp(min=1e-6) if not wm.pixels else torch.ones(())
     model = ((pred - real) ** 2 / var).mean(dims).mean(1)
     persistence = ((last[None] - real) ** 2 / var).mean(dims).mean(1)
-    return pd.DataFrame({"step": np.arange(1, horizon + 1), "model": model.numpy(), "persistence": persistence.numpy(),
+    return pd.DataFrame({"step": steps, "model": model.numpy(), "persistence": persistence.numpy(),
                          "windows": pred.shape[1]})
 
 

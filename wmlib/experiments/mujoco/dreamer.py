@@ -5,10 +5,8 @@ imagination, and one training job per (task, seed, variant) in the same format a
     agent.act(obs, explore=True)                                # filter the posterior, sample the actor
     agent.update(*buffer.sample(B, T))                          # one world-model and one actor-critic step
 
-    python -m wmlib.experiments.mujoco.dreamer --scale S --task T --seed N   # one training job (a DVC stage)
+    python -m wmlib.experiments.mujoco.job --scale S --learner dreamer --task T --seed N   # one job (a DVC stage)
 """
-import argparse
-
 import gymnasium as gym
 import numpy as np
 import torch
@@ -105,28 +103,34 @@ class Dreamer:
         self.prev_action = torch.as_tensor(action, dtype=torch.float32, device=self.device)[None]
         return action
 
-    def update(self, obs, action, reward) -> dict:
-        """One world-model step on replayed sequences obs [T + 1, B, ...], action [T, B, A], reward [T, B], then
-        one actor-critic step imagining from its posterior states."""
-        metrics, (h, z) = self.update_world_model(obs, action, reward)
-        return metrics | self.update_actor_critic(h, z)
+    def update(self, obs, action, reward, terminated=None) -> dict:
+        """One world-model step on replayed sequences obs [T + 1, B, ...], action [T, B, A], reward [T, B],
+        terminated [T, B] (1 where the step ends the episode; None: never), then one actor-critic step imagining
+        from its posterior states that are not terminal."""
+        metrics, (h, z) = self.update_world_model(obs, action, reward, terminated)
+        alive = None if terminated is None else torch.cat([torch.ones_like(terminated[:1]), 1 - terminated])
+        return metrics | self.update_actor_critic(h, z, alive)
 
-    def update_world_model(self, obs, action, reward) -> tuple[dict, tuple[torch.Tensor, torch.Tensor]]:
-        """One gradient step of the world model (under bf16 autocast if `train.bf16`); returns its metrics and the
-        posterior states h, z [T + 1, B, ...] in float32."""
+    def update_world_model(self, obs, action, reward, terminated=None) -> tuple[dict, tuple[torch.Tensor, ...]]:
+        """One gradient step of the world model (under bf16 autocast if `train.bf16`), its continue head learning
+        1 - terminated; returns its metrics and the posterior states h, z [T + 1, B, ...] in float32."""
         with autocast(self.device, self.p.bf16):
-            loss, metrics, (h, z) = self.wm.loss(obs, action, reward)
+            loss, metrics, (h, z) = self.wm.loss(obs, action, reward, None if terminated is None else 1 - terminated)
         self.wm_opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(self.wm.parameters(), self.p.grad_clip)
         self.wm_opt.step()
         return metrics, (h.float(), z.float())
 
-    def update_actor_critic(self, h, z) -> dict:
-        """One actor and one critic step, imagining `horizon` steps from `imagine_starts` random states of h, z."""
+    def update_actor_critic(self, h, z, alive=None) -> dict:
+        """One actor and one critic step, imagining `horizon` steps from `imagine_starts` random states of h, z
+        [T + 1, B, ...], drawn among those not terminal (`alive` [T + 1, B] 1; None: all; DreamerV3 gives a
+        terminal start weight 0). The world model's continue head discounts and masks the imagined returns and
+        weights (wmlib.control.actor_critic)."""
         self.wm.requires_grad_(False)  # the actor's gradient passes through the model without changing it
         h, z = h.flatten(0, 1), z.flatten(0, 1)
-        starts = torch.randperm(len(h))[:self.p.imagine_starts]
+        live = torch.arange(len(h)) if alive is None else alive.flatten().cpu().nonzero()[:, 0]
+        starts = live[torch.randperm(len(live))[:self.p.imagine_starts]].to(h.device)
         metrics = self.ac.update(self.wm, h[starts], z[starts], self.p.horizon)
         self.wm.requires_grad_(True)
         return metrics
@@ -191,24 +195,3 @@ def train_all(run) -> list[dict]:
     """Every Dreamer job of the scale, training only those not finished yet (train.train_missing)."""
     return train_missing(run, "dreamer", train_dreamer, dreamer_jobs(run.params))
 
-
-def main(argv=None):
-    from . import setup
-
-    ap = argparse.ArgumentParser(description="One Dreamer training job (a DVC stage each).")
-    ap.add_argument("--scale", required=True)
-    ap.add_argument("--task", required=True)
-    ap.add_argument("--seed", required=True, type=int)
-    args = ap.parse_args(argv)
-    run = setup(args.scale)
-    p = run.params
-    if args.task not in p.budgets or args.seed not in p.seeds:
-        raise SystemExit(f"--task {args.task} --seed {args.seed}: not a job of mujoco at scale {run.scale} "
-                         f"(tasks {list(p.budgets)}, seeds {p.seeds})")
-    result = train_dreamer((p, run.data, run.results), (args.task, args.seed, "full"))
-    print(f"dreamer {args.task} seed {args.seed}: return {result['mean']:.1f} +- {result['std']:.1f} "
-          f"over {result['n']} episodes, {result['core_hours']:.3f} core-hours")
-
-
-if __name__ == "__main__":
-    main()

@@ -9,6 +9,7 @@ from ...params import Device, ParallelParams, StrictParams
 
 class ControlTaskSpec(StrictParams):
     action_repeat: int           # frames per agent step (TD-MPC v1: 8 on cartpole, 2 on walker, 4 on cheetah; gym 1)
+    terminates: bool = False     # episodes can end before the time limit (Hopper falls): termination heads learn it
 
 
 class BudgetParams(StrictParams):
@@ -41,6 +42,7 @@ class TDMPCTrainParams(StrictParams):
     reward_coef: float
     value_coef: float
     entropy_coef: float
+    termination_coef: float = 1.0  # TD-MPC2's weight of the termination loss (tasks that terminate only)
     seed_episodes: int           # random-action episodes first: max(min_seed_steps, seed_episodes episodes)
     min_seed_steps: int
 
@@ -55,6 +57,13 @@ class PlannerStudyParams(StrictParams):
     task: str                    # the trained model the planners are compared on
     episodes: int
     ablations: list[Literal["no_simnorm", "no_two_hot"]]  # extra training runs of `task` with a switch off
+
+
+class WidthStudyParams(StrictParams):
+    """TD-MPC with wider MLPs (variant `wide`, one DVC job stage per seed) beside the default width on `task`."""
+    task: str
+    hidden: int                  # MLP width of dynamics, reward, Q and policy heads (TD-MPC v1: 512)
+    encoder_hidden: int          # (TD-MPC v1: 256)
 
 
 class ControlBenchmarkParams(StrictParams):
@@ -118,6 +127,7 @@ class MujocoParams(StrictParams):
     planner: PlannerParams
     evaluation: ControlEvaluationParams
     planner_study: PlannerStudyParams
+    width_study: WidthStudyParams          # shared by all scales: dvc.yaml's width job stages run its task
     benchmark: ControlBenchmarkParams
     paper_model: LatentModelParams         # TD-MPC2's 5M-parameter model, for the benchmarks
     dreamer: DreamerParams
@@ -134,7 +144,7 @@ class MujocoParams(StrictParams):
             missing, unknown = sorted(set(self.tasks) - set(self.budgets)), sorted(set(self.budgets) - set(self.tasks))
             raise ValueError(f"budgets must give every task in mujoco.tasks a budget: missing {missing}, "
                              f"not in mujoco.tasks {unknown}")
-        for task in [self.planner_study.task, self.dreamer.ablation_task]:
+        for task in [self.planner_study.task, self.dreamer.ablation_task, self.width_study.task]:
             if task not in self.tasks:
                 raise ValueError(f"task {task!r} is not in mujoco.tasks ({', '.join(self.tasks)})")
         return self

@@ -1,4 +1,4 @@
-"""Notebook 13: sampling planners driving one trained TD-MPC model, and the TD-MPC2 switch ablations."""
+"""Notebook 13: sampling planners driving one trained TD-MPC model, the TD-MPC2 switch ablations, the model width."""
 import time
 
 import numpy as np
@@ -49,3 +49,19 @@ def ablation_table(run) -> pd.DataFrame:
         rows.append({"task": task, "variant": variant, "mean": e["mean"], "std": e["std"], "n": e["n"],
                      "frames": e["frames"], "core_hours": e["core_hours"]})
     return pd.DataFrame(rows)
+
+
+def width_table(run) -> pd.DataFrame:
+    """TD-MPC at the default width and at the width study's (TD-MPC v1's 512-wide MLPs) on its task, one row per
+    seed and width: final return, parameters, core-hours; then the mean over seeds of each width."""
+    p = run.params
+    task = p.width_study.task
+    rows = []
+    for variant, hidden in (("full", p.model.hidden), ("wide", p.width_study.hidden)):
+        for seed in p.seeds:
+            e = load_json(run_dir(run.results, "tdmpc", task, seed, variant) / "eval.json")
+            rows.append({"task": task, "hidden": hidden, "seed": seed, "mean": e["mean"], "std": e["std"],
+                         "parameters": e["parameters"], "frames": e["frames"], "core_hours": e["core_hours"]})
+    table = pd.DataFrame(rows)
+    means = table.groupby("hidden", as_index=False, sort=False)[["mean", "parameters", "frames", "core_hours"]].mean()
+    return pd.concat([table, means.assign(task=task, seed="mean")], ignore_index=True).astype({"parameters": int})

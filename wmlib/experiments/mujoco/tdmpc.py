@@ -3,6 +3,10 @@
     agent = TDMPC(obs_dim, action_dim, params, discount)
     agent.act(obs, explore=True)          # plan with the model; explore adds the planner's std as noise
     agent.update(*buffer.sample(B, H))    # one gradient step of model, Q-ensemble and policy prior
+
+On a task whose episodes terminate (`terminates` in mujoco.tasks) the model has TD-MPC2's termination head: trained
+by binary cross-entropy on the replayed `terminated` flags, it masks the planner's rewards and terminal values after a
+predicted termination (wmlib.control.planners), and the flags mask the TD target's bootstrap.
 """
 import torch
 import torch.nn.functional as F
@@ -51,17 +55,19 @@ class TDMPC:
 
     # --- learning ---------------------------------------------------------------------------------
     @torch.no_grad()
-    def td_target(self, next_z, reward):
-        """reward [H, B] + discount * min of 2 random target Qs at (next_z, a ~ pi(next_z))."""
+    def td_target(self, next_z, reward, terminated=None):
+        """reward [H, B] + discount * (1 - terminated) * min of 2 random target Qs at (next_z, a ~ pi(next_z))."""
         action = self.model.pi(next_z).sample()
-        return reward + self.discount * self.model.q(next_z, action, "min", target=True)
+        bootstrap = self.discount * self.model.q(next_z, action, "min", target=True)
+        return reward + (bootstrap if terminated is None else (1 - terminated) * bootstrap)
 
-    def model_loss(self, obs, action, reward) -> tuple[torch.Tensor, dict, torch.Tensor]:
-        """obs [H+1, B, obs_dim], action [H, B, A], reward [H, B] -> (loss, parts, latents [H+1, B, latent])."""
+    def model_loss(self, obs, action, reward, terminated=None) -> tuple[torch.Tensor, dict, torch.Tensor]:
+        """obs [H+1, B, obs_dim], action [H, B, A], reward [H, B], terminated [H, B] (1 if the step ends the
+        episode; None: never) -> (loss, parts, latents [H+1, B, latent])."""
         H, p, m = len(action), self.p, self.model
         with torch.no_grad():
             next_z = m.encode(obs[1:])
-            td = self.td_target(next_z, reward)
+            td = self.td_target(next_z, reward, terminated)
         rho = p.rho ** torch.arange(H, dtype=torch.float32, device=self.device)
         zs = [m.encode(obs[0])]
         consistency = 0.0
@@ -74,6 +80,11 @@ class TDMPC:
         consistency, reward_loss, value_loss = consistency / H, reward_loss / H, value_loss / (H * m.num_q)
         loss = p.consistency_coef * consistency + p.reward_coef * reward_loss + p.value_coef * value_loss
         parts = {"consistency": consistency.item(), "reward": reward_loss.item(), "value": value_loss.item()}
+        if m.episodic:  # TD-MPC2: unweighted BCE of the termination head on the predicted next latents
+            flags = torch.zeros_like(reward) if terminated is None else terminated
+            termination = F.binary_cross_entropy_with_logits(m.termination_logits(zs[1:]), flags)
+            loss = loss + p.termination_coef * termination
+            parts["termination"] = termination.item()
         return loss, parts, zs
 
     def pi_loss(self, zs):
@@ -88,10 +99,10 @@ class TDMPC:
         rho = self.p.rho ** torch.arange(len(zs), dtype=torch.float32, device=self.device)
         return ((self.p.entropy_coef * log_prob - q / self.q_scale).mean(1) * rho).mean()
 
-    def update(self, obs, action, reward) -> dict:
+    def update(self, obs, action, reward, terminated=None) -> dict:
         """One gradient step on a batch of sub-trajectories (shapes as in `model_loss`)."""
         self.model.train()
-        loss, parts, zs = self.model_loss(obs, action, reward)
+        loss, parts, zs = self.model_loss(obs, action, reward, terminated)
         self.optim.zero_grad(set_to_none=True)
         loss.backward()
         parts["grad_norm"] = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.p.grad_clip).item()

@@ -1,7 +1,7 @@
 """Training runs, one job per (task, seed): the model-based loop shared by TD-MPC (and its switch ablations)
 and Dreamer (wmlib.experiments.mujoco.dreamer), and Stable-Baselines3 SAC.
 
-    python -m wmlib.experiments.mujoco.train --scale S --learner tdmpc|sac --task T --seed N   # one job (a DVC stage)
+    python -m wmlib.experiments.mujoco.job --scale S --learner tdmpc|sac --task T --seed N   # one job (a DVC stage)
 
 Each job checkpoints at every learning-curve point and resumes from there when rerun. Under `dvc repro` every
 (learner, task, seed) is its own stage (dvc.yaml: mujoco_tdmpc_job, mujoco_sac_job, mujoco_dreamer_job), so a
@@ -9,7 +9,6 @@ campaign is committed job by job; the notebooks then train only what is missing 
 outside DVC), in parallel on the run's WorkerPool (Ray at paper scale). Steps are agent steps; frames = steps x
 action repeat.
 """
-import argparse
 import io
 import math
 import time
@@ -30,12 +29,14 @@ from .params import MujocoParams
 from .tdmpc import TDMPC, discount_for
 
 ABLATIONS = {"no_simnorm": {"simnorm": False}, "no_two_hot": {"two_hot": False}}
+JOB_VARIANTS = ("full", "wide")  # run by DVC job stages (wmlib.experiments.mujoco.job); wide: `width_study`'s widths
 
 
 def run_dir(root: Path, method: str, task: str, seed: int, variant: str = "full") -> Path:
-    """<root>/<method>/full/<task>/seed<seed>/ (task as a path: dmc/walker-walk), for an ablation
-    <root>/<method>/ablations/<variant>/<task>/seed<seed>/; created if missing."""
-    path = Path(root) / method / ("full" if variant == "full" else f"ablations/{variant}") / task / f"seed{seed}"
+    """<root>/<method>/<variant>/<task>/seed<seed>/ (task as a path: dmc/walker-walk) for a job variant (full,
+    wide), for a notebook's ablation <root>/<method>/ablations/<variant>/<task>/seed<seed>/; created if missing."""
+    sub = variant if variant in JOB_VARIANTS else f"ablations/{variant}"
+    path = Path(root) / method / sub / task / f"seed{seed}"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -52,8 +53,10 @@ def episode_length(p: MujocoParams, task: str) -> int:
 
 
 def tdmpc_jobs(p: MujocoParams) -> list[tuple[str, int, str]]:
-    """(task, seed, variant) for every budgeted task and seed, plus the ablations; longest first."""
+    """(task, seed, variant) for every budgeted task and seed, the width study's seeds, and the ablations; longest
+    first."""
     jobs = [(t, s, "full") for t in p.budgets for s in p.seeds]
+    jobs += [(p.width_study.task, s, "wide") for s in p.seeds]
     jobs += [(p.planner_study.task, p.seeds[0], v) for v in p.planner_study.ablations]
     return sorted(jobs, key=lambda j: -p.budgets[j[0]].frames / p.tasks[j[0]].action_repeat)
 
@@ -61,7 +64,9 @@ def tdmpc_jobs(p: MujocoParams) -> list[tuple[str, int, str]]:
 def make_agent(p: MujocoParams, task: str, variant: str = "full", device="cpu") -> TDMPC:
     env = make_env(task, p.tasks[task].action_repeat, p.evaluation.max_frames)
     obs_dim, action_dim = env.observation_space.shape[0], env.action_space.shape[0]
-    model = LatentModel(obs_dim, action_dim, **{**p.model.model_dump(), **ABLATIONS.get(variant, {})})
+    changes = p.width_study.model_dump(exclude={"task"}) if variant == "wide" else ABLATIONS.get(variant, {})
+    model = LatentModel(obs_dim, action_dim, **{**p.model.model_dump(), **changes},
+                        termination=p.tasks[task].terminates)
     return TDMPC(obs_dim, action_dim, p, discount_for(episode_length(p, task)), model=model, device=device)
 
 
@@ -115,22 +120,22 @@ def train_model_based(shared, job, method: str, make_agent, act, updates_due, se
         while not done:
             action = act(agent, obs, env.action_space.sample() if state["step"] < seed_steps else None)
             obs, reward, terminated, truncated, _ = env.step(action)
-            if terminated:
-                raise RuntimeError(f"{task}: the episode terminated; these agents have no termination handling and "
-                                   "cover only tasks that end by time limit (DMC, HalfCheetah)")
+            if terminated and not p.tasks[task].terminates:
+                raise RuntimeError(f"{task}: the episode terminated; set `terminates: true` for it in mujoco.tasks, "
+                                   "so that the agents learn termination")
             ep_obs.append(obs), ep_action.append(action), ep_reward.append(reward)
             state["step"] += 1
             bar.update(ar)
             while len(buffer) and state["updates"] < updates_due(state["step"], seed_steps, total):
                 losses.append(agent.update(*buffer.sample(tp.batch_size, min(seq_len, length))))
                 state["updates"] += 1
-            done = truncated
+            done = terminated or truncated
         buffer.add(torch.as_tensor(np.array(ep_obs)), torch.as_tensor(np.array(ep_action), dtype=torch.float32),
-                   torch.as_tensor(ep_reward, dtype=torch.float32))
+                   torch.as_tensor(ep_reward, dtype=torch.float32), terminated)
         state["episode"] += 1
         frames = state["step"] * ar
         last = state["step"] >= total
-        if frames // budget.eval_every > (frames - length * ar) // budget.eval_every or last:
+        if frames // budget.eval_every > (frames - len(ep_action) * ar) // budget.eval_every or last:
             # the last curve point is the final evaluation: `episodes` episodes instead of `curve_episodes`
             n = p.evaluation.episodes if last else p.evaluation.curve_episodes
             returns = run_episodes(eval_env, agent.act, eval_seeds(n), reset=agent.reset).returns  # no exploration
@@ -239,29 +244,3 @@ def train_all(run, method: str) -> list[dict]:
         return train_missing(run, method, train_sac, [(t, s) for t in p.budgets for s in p.seeds])
     raise ValueError(f"method must be 'tdmpc' or 'sac', got {method!r}")
 
-
-def main(argv=None):
-    from . import setup
-
-    ap = argparse.ArgumentParser(description="One TD-MPC or SAC training job (a DVC stage each).")
-    ap.add_argument("--scale", required=True)
-    ap.add_argument("--learner", required=True, choices=["tdmpc", "sac"])
-    ap.add_argument("--task", required=True)
-    ap.add_argument("--seed", required=True, type=int)
-    args = ap.parse_args(argv)
-    run = setup(args.scale)
-    p = run.params
-    if args.task not in p.budgets or args.seed not in p.seeds:
-        raise SystemExit(f"--task {args.task} --seed {args.seed}: not a job of mujoco at scale {run.scale} "
-                         f"(tasks {list(p.budgets)}, seeds {p.seeds})")
-    shared = (p, run.data, run.results)
-    if args.learner == "tdmpc":
-        result = train_tdmpc(shared, (args.task, args.seed, "full"))
-    else:
-        result = train_sac(shared, (args.task, args.seed))
-    print(f"{args.learner} {args.task} seed {args.seed}: return {result['mean']:.1f} +- {result['std']:.1f} "
-          f"over {result['n']} episodes, {result['core_hours']:.3f} core-hours")
-
-
-if __name__ == "__main__":
-    main()
