@@ -1,11 +1,12 @@
-"""Steps 7-8: V (the VAE, z = 64) and M (the MDN-RNN with a done head): train, save, load, dream.
+"""Steps 7-8: every frame encoded by V (the VAE, z = 64, trained by wmlib.experiments.world_models); M (the MDN-RNN
+with a done head): train, save, load, dream.
 
-V (trained by wmlib.experiments.world_models) encodes every frame. M learns from every episode laid end to
-end in one stream, a restart flag marking each episode's first frame. Input [z_t, action_t, restart_t]; targets
-z_{t+1} within an episode (never across an episode's end, capped or not) and the done flag. Where this departs from
-the authors' doomrnn.py is a switch in `mdnrnn` (see params.py): the action input (quantised move or continuous
-action), the LSTM state at a restart flag (kept or zeroed), the windows (random, each from a zero state, or the
-authors' consecutive stream, the state carried on), and the done target (deaths only, or every episode end).
+M learns from every episode laid end to end in one stream, a restart flag marking each episode's first frame. Input
+[z_t, action_t, restart_t]; targets z_{t+1} within an episode (never across an episode's end, capped or not) and the
+done flag. Where this departs from the authors' doomrnn.py is a switch in `mdnrnn` (see params.py): the action input
+(quantised move or continuous action), the LSTM state at a restart flag (kept or zeroed), the windows (random, each
+from a zero state, or the authors' consecutive stream, the state carried on), and the done target (deaths only, or
+every episode end).
 """
 import time
 
