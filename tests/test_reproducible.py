@@ -24,8 +24,7 @@ VAE_STAGE = textwrap.dedent("""
                                    rng.uniform(-1, 1, (20, 3)).astype(np.float32), np.zeros(20, np.float32)), meta)
                for s in range(3)]
     store.write_index(entries, meta)
-    vae, _ = train_vae(run)
-    encode_rollouts(run, vae)
+    train_vae(run, encode_rollouts)
 """)
 
 

@@ -1,4 +1,6 @@
-"""Rollout files: round trip, resume, and a clear error naming any corrupt or truncated file."""
+"""Rollout files: round trip, resume, V's frames, and a clear error naming any corrupt or truncated file."""
+import tracemalloc
+
 import numpy as np
 import pytest
 
@@ -31,6 +33,36 @@ def test_round_trip(store):
         np.testing.assert_array_equal(ep.actions, ref.actions)
         np.testing.assert_array_equal(ep.rewards, ref.rewards)
     assert load_frames(store, stride=2).shape == (3 + 3 + 4, 64, 64, 3)
+
+
+def store_of(root, lengths) -> RolloutStore:
+    store = RolloutStore(root)
+    store.write_index([store.write(random_episode(s, T), META) for s, T in enumerate(lengths)], META)
+    return store
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3, 4, 13])
+def test_load_frames_are_every_strideth_frame_of_every_episode_in_order(tmp_path, stride):
+    """Against the algorithm before (every episode kept, then concatenated): the same frames, order, dtype and
+    layout, so V trains on the same bytes (episodes shorter than, and not a multiple of, the stride included)."""
+    store = store_of(tmp_path, (9, 7, 12, 2, 1, 8))
+    reference = np.concatenate([ep.frames[::stride] for ep in store])
+    frames = load_frames(store, stride)
+    assert frames.dtype == reference.dtype == np.uint8 and frames.flags.c_contiguous
+    np.testing.assert_array_equal(frames, reference)
+
+
+def test_load_frames_holds_one_episode_at_a_time(tmp_path):
+    """Peak memory beyond the result is a few episodes (reading and checking one), not all 16 of them (~20 GB at
+    5,000 Doom episodes)."""
+    store, episode = store_of(tmp_path, [20] * 16), 20 * 64 * 64 * 3
+    tracemalloc.start()
+    try:
+        frames = load_frames(store)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert frames.nbytes == 16 * episode and peak - frames.nbytes < 8 * episode
 
 
 def test_frames_are_stored_compressed(tmp_path):

@@ -116,8 +116,15 @@ def collect_episode(env, policy, seed: int) -> Episode:
 
 
 def load_frames(store: RolloutStore, stride: int = 1) -> np.ndarray:
-    """Every `stride`-th frame of every episode, uint8 (N, 64, 64, 3)."""
-    return np.concatenate([ep.frames[::stride] for ep in store])
+    """Every `stride`-th frame of every episode, in order, uint8 (N, 64, 64, 3), copied into one array episode by
+    episode: peak memory is the result plus one episode, not every whole episode (~20 GB for 5,000 Doom episodes)."""
+    index = store.index
+    frames, i = np.empty((sum(-(-e["steps"] // stride) for e in index), 64, 64, 3), np.uint8), 0
+    for entry in index:
+        f = store.load(entry).frames[::stride]
+        frames[i:i + len(f)] = f
+        i += len(f)
+    return frames
 
 
 def _sha256(path: Path) -> str:

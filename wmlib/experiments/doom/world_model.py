@@ -1,11 +1,12 @@
-"""Steps 7-8: V (the VAE, z = 64) and M (the MDN-RNN with a done head): train, save, load, dream.
+"""Steps 7-8: every frame encoded by V (the VAE, z = 64, trained by wmlib.experiments.world_models); M (the MDN-RNN
+with a done head): train, save, load, dream.
 
-V trains on every `vae.frame_stride`-th frame, then encodes every frame. M learns from every episode laid end to
-end in one stream, a restart flag marking each episode's first frame. Input [z_t, action_t, restart_t]; targets
-z_{t+1} within an episode (never across an episode's end, capped or not) and the done flag. Where this departs from
-the authors' doomrnn.py is a switch in `mdnrnn` (see params.py): the action input (quantised move or continuous
-action), the LSTM state at a restart flag (kept or zeroed), the windows (random, each from a zero state, or the
-authors' consecutive stream, the state carried on), and the done target (deaths only, or every episode end).
+M learns from every episode laid end to end in one stream, a restart flag marking each episode's first frame. Input
+[z_t, action_t, restart_t]; targets z_{t+1} within an episode (never across an episode's end, capped or not) and the
+done flag. Where this departs from the authors' doomrnn.py is a switch in `mdnrnn` (see params.py): the action input
+(quantised move or continuous action), the LSTM state at a restart flag (kept or zeroed), the windows (random, each
+from a zero state, or the authors' consecutive stream, the state carried on), and the done target (deaths only, or
+every episode end).
 """
 import time
 
@@ -38,40 +39,11 @@ def held_actions(seed: int, hold, moves: np.ndarray) -> np.ndarray:
     return values.astype(np.float32)
 
 
-def strided_frames(store: RolloutStore, stride: int) -> np.ndarray:
-    """Every `stride`-th frame of every episode, uint8 (N, 64, 64, 3), copied into one array episode by episode:
-    peak memory is the result and one episode (wmlib.data.rollouts.load_frames keeps every whole episode until
-    it concatenates: ~20 GB at 5,000 episodes)."""
-    n, out, i = sum(-(-e["steps"] // stride) for e in store.index), None, 0
-    for ep in store:
-        f = ep.frames[::stride]
-        out = np.empty((n, *f.shape[1:]), f.dtype) if out is None else out
-        out[i:i + len(f)] = f
-        i += len(f)
-    return out
-
-
-def train_vae(run: Run) -> tuple[ConvVAE, list[dict]]:
-    """V on every `vae.frame_stride`-th stored frame, resumable; saves data/<scale>/doom/vae.pt and the training
-    history. Its checkpoint stays until `encode_rollouts` has written the latents: a stage killed while encoding
-    finds V trained and only encodes again."""
-    p = run.params.vae
-    frames = strided_frames(RolloutStore(run.data / "rollouts"), p.frame_stride)
-    vae, history = training.train_vae(frames, p, run.data / "vae.ckpt", run.params.seed, device=run.device)
-    save_torch({"z_size": p.z_size, "model": vae.state_dict()}, run.data / "vae.pt")
-    save_csv(pd.DataFrame(history), run.results / "vae_history.csv")
-    last = history[-1]
-    save_json({"frames": len(frames), "epochs": p.epochs, "steps": last["step"], "loss": last["loss"],
-               "reconstruction": last["rec"], "kl": last["kl"], "seconds": last["seconds"],
-               "images_per_second": last["step"] * p.batch_size / last["seconds"]}, run.results / "vae.json")
-    return vae, history
-
-
 def encode_rollouts(run: Run, vae: ConvVAE) -> dict:
     """Every kept episode encoded and laid end to end: mu, logvar (N, z), move (N,) in {-1, 0, 1}, action (N,)
     the continuous action in [-1, 1] (= move where the rollouts' policy cannot be replayed), restart (N,) 1 on
     each first frame, done (N,) 1 on a frame where the agent died, all float32; saved to
-    data/<scale>/doom/latents.npz. Then V's training checkpoint is removed."""
+    data/<scale>/doom/latents.npz (called by wmlib.experiments.world_models.train_vae)."""
     store = RolloutStore(run.data / "rollouts")
     meta = load_json(store.root / INDEX)["meta"]
     parts = {k: [] for k in ("mu", "logvar", "move", "action", "restart", "done")}
@@ -89,7 +61,6 @@ def encode_rollouts(run: Run, vae: ConvVAE) -> dict:
     with atomic_path(run.data / "latents.npz") as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, **out)
-    (run.data / "vae.ckpt").unlink(missing_ok=True)  # V's, kept by train_vae until now
     return out
 
 
