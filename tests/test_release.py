@@ -13,7 +13,7 @@ from wmlib.evaluation import EvalResult
 from wmlib.io import save_torch
 from wmlib.models.mdnrnn import MDNRNN
 from wmlib.models.vae import ConvVAE
-from wmlib.release import Network, carracing
+from wmlib.release import Network, budget, carracing
 
 # --- safetensors files and the fp16 rule -------------------------------------------------------------------------
 
@@ -114,6 +114,19 @@ def test_play_and_evaluate_on_tiny_carracing_weights(cr_weights, tmp_path, capsy
     assert EvalResult.load(tmp_path / "e.json").returns == res.returns
     name, player, _ = play.load_player("carracing", "z_only", folder=cr_weights)
     assert player.evaluate([5, 6]).returns == res.returns  # repeatable from the weights alone
+
+
+def test_the_budgets_sizes_are_the_exported_files(cr_weights):
+    """wmlib.release.budget sizes a file from its architecture alone: the same bytes as the stage's file."""
+    m = release.load_manifest(cr_weights, "carracing")
+    nets = {"vae": (ConvVAE(32).state_dict(), {"z_size": 32}),
+            "mdnrnn": (MDNRNN(32, 3, 8, 2).state_dict(), {"z_size": 32, "hidden": 8, "mixtures": 2}),
+            "controller_full": ({"params": torch.zeros((32 + 8 + 1) * 3)}, {"variant": "full"})}
+    for stem, (tensors, meta) in nets.items():
+        entry = m["files"][f"{stem}.safetensors"]
+        row = budget.file_row("carracing", stem, tensors, meta, fp16_candidate=True)
+        assert entry["bytes"] == row["float32" if entry["dtype"] == "float32" else "fp16_if_passed"], stem
+        assert entry["parameters"] == row["parameters"]
 
 
 def test_a_batch_of_episodes_matches_one_at_a_time(cr_weights):
@@ -250,11 +263,19 @@ def test_mujoco_runs_are_found_exported_and_rebuilt(tmp_path):
     _, sac_player, _ = play.load_player("mujoco", f"sac/{task}/seed3", folder=tmp_path / "w")
     assert np.array_equal(sac_player.policy(obs), sac.predict(obs, deterministic=True)[0])
     _, dreamer_player, _ = play.load_player("mujoco", "dreamer", folder=tmp_path / "w")
-    rebuilt = dreamer_player.policy.__self__
-    for ours, theirs in ((rebuilt.wm, agents["dreamer"].wm), (rebuilt.ac.actor, agents["dreamer"].ac.actor),
-                         (tdmpc.policy.__self__.model, agents["tdmpc"].model)):
-        for (k, a), (_, b) in zip(ours.state_dict().items(), theirs.state_dict().items()):
+    rebuilt, trained = dreamer_player.policy.__self__, agents["dreamer"]
+    for ours, theirs in ((rebuilt.wm.encoder, trained.wm.encoder), (rebuilt.wm.rssm, trained.wm.rssm),
+                         (rebuilt.ac.actor, trained.ac.actor), (tdmpc.policy.__self__.model, agents["tdmpc"].model)):
+        for (k, a), (_, b) in zip(ours.state_dict().items(), theirs.state_dict().items(), strict=True):
             assert torch.equal(a, b), k
+    assert not any(k.startswith(("wm.decoder", "wm.reward_head", "wm.continue_head")) for k in
+                   nets[f"dreamer_{task.replace('/', '_')}_seed3"].tensors)  # training's heads stay in the cache
+    # the acting Dreamer without its heads acts as the whole trained one: same actions on a few observations
+    space = dreamer_player._env().observation_space  # frames at smoke scale
+    space.seed(1)
+    trained.reset(), rebuilt.reset()
+    for obs in (space.sample() for _ in range(3)):
+        assert np.array_equal(rebuilt.act(obs), trained.act(obs))
 
 
 @pytest.mark.parametrize("command", ["play", "evaluate"])
@@ -274,7 +295,7 @@ def test_committed_weights_fit_the_budget():
     files = list(results_dir(read_params_file()["scale"], "weights").glob("*/*.safetensors"))
     if not files:
         pytest.skip("no committed weights yet (the weights_* stages)")
-    assert sum(f.stat().st_size for f in files) <= 60e6
+    assert sum(f.stat().st_size for f in files) <= budget.BUDGET_BYTES
 
 
 # --- tiny PETS weights: the ensemble exported, rebuilt, and planning as the training code's own agent --------------

@@ -6,7 +6,9 @@ Agent names: `<learner>/<task>/seed<seed>`, e.g. `tdmpc/dmc/cartpole-swingup/see
 
     python -m wmlib.release.mujoco --scale default   # the weights_mujoco stage
 
-What each file holds: TD-MPC's latent model (all the planner uses), Dreamer's world model and actor, SAC's actor.
+What each file holds: what acting needs. TD-MPC's latent model (the planner uses all of it), Dreamer's encoder, RSSM
+and actor (`DREAMER_ACTING`: not the decoder, reward and continue heads, which only training and the world-model
+notebook use), SAC's actor.
 The scale's MujocoParams are stored in each file's header, so the agent is rebuilt as it was trained. Each episode
 seeds torch with its own seed (TD-MPC's planner samples), so an episode is repeatable from the weights alone.
 """
@@ -26,6 +28,7 @@ from .control import ControlPlayer, released_seed
 EXPERIMENT = "mujoco"
 LEARNERS = ("tdmpc", "dreamer", "sac")
 CHECKPOINT = {"tdmpc": "checkpoint.pt", "dreamer": "checkpoint.pt", "sac": "model.zip"}
+DREAMER_ACTING = ("encoder.", "rssm.")  # the parts of Dreamer's world model that filter observations while acting
 
 
 def agent_name(learner: str, task: str, seed: int) -> str:
@@ -40,7 +43,11 @@ def build_policy(learner: str, tensors: dict, p: MujocoParams, task: str):
         return agent.act, agent.reset
     if learner == "dreamer":
         agent = dreamer.make_agent(p, task)
-        agent.wm.load_state_dict({k.removeprefix("wm."): v for k, v in tensors.items() if k.startswith("wm.")})
+        missing, unexpected = agent.wm.load_state_dict({k.removeprefix("wm."): v for k, v in tensors.items()
+                                                        if k.startswith("wm.")}, strict=False)
+        if unexpected or any(k.startswith(DREAMER_ACTING) for k in missing):
+            raise ValueError(f"Dreamer weights for {task} do not fit its world model: missing "
+                             f"{[k for k in missing if k.startswith(DREAMER_ACTING)]}, unexpected {unexpected}")
         agent.ac.actor.load_state_dict({k.removeprefix("actor."): v for k, v in tensors.items()
                                         if k.startswith("actor.")})
         return agent.act, agent.reset
@@ -79,13 +86,13 @@ def runs(data, seed: int) -> list[tuple[str, str, int, object]]:
 
 
 def acting_tensors(learner: str, state: dict) -> dict[str, torch.Tensor]:
-    """What acting needs from an agent's state_dict (SAC: its policy's): TD-MPC's latent model, Dreamer's world
-    model and actor, SAC's actor."""
+    """What acting needs from an agent's state_dict (SAC: its policy's): TD-MPC's latent model, Dreamer's encoder,
+    RSSM and actor, SAC's actor."""
     if learner == "sac":
         return {k: v for k, v in state.items() if k.startswith("actor.")}
     if learner == "tdmpc":
         return state["model"]
-    return {**{f"wm.{k}": v for k, v in state["wm"].items()},
+    return {**{f"wm.{k}": v for k, v in state["wm"].items() if k.startswith(DREAMER_ACTING)},
             **{k: v for k, v in state["ac"].items() if k.startswith("actor.")}}
 
 
