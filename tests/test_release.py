@@ -13,7 +13,7 @@ from wmlib.evaluation import EvalResult
 from wmlib.io import save_torch
 from wmlib.models.mdnrnn import MDNRNN
 from wmlib.models.vae import ConvVAE
-from wmlib.release import Network, carracing
+from wmlib.release import Network, budget, carracing
 
 # --- safetensors files and the fp16 rule -------------------------------------------------------------------------
 
@@ -116,6 +116,19 @@ def test_play_and_evaluate_on_tiny_carracing_weights(cr_weights, tmp_path, capsy
     assert player.evaluate([5, 6]).returns == res.returns  # repeatable from the weights alone
 
 
+def test_the_budgets_sizes_are_the_exported_files(cr_weights):
+    """wmlib.release.budget sizes a file from its architecture alone: the same bytes as the stage's file."""
+    m = release.load_manifest(cr_weights, "carracing")
+    nets = {"vae": (ConvVAE(32).state_dict(), {"z_size": 32}),
+            "mdnrnn": (MDNRNN(32, 3, 8, 2).state_dict(), {"z_size": 32, "hidden": 8, "mixtures": 2}),
+            "controller_full": ({"params": torch.zeros((32 + 8 + 1) * 3)}, {"variant": "full"})}
+    for stem, (tensors, meta) in nets.items():
+        entry = m["files"][f"{stem}.safetensors"]
+        row = budget.file_row("carracing", stem, tensors, meta, fp16_candidate=True)
+        assert entry["bytes"] == row["float32" if entry["dtype"] == "float32" else "fp16_if_passed"], stem
+        assert entry["parameters"] == row["parameters"]
+
+
 def test_a_batch_of_episodes_matches_one_at_a_time(cr_weights):
     """The Player steps episodes in the stage's batches; each episode's return does not depend on its neighbours."""
     _, player, _ = play.load_player("carracing", "full", folder=cr_weights)
@@ -127,7 +140,7 @@ def test_a_batch_of_episodes_matches_one_at_a_time(cr_weights):
 # --- the error messages -------------------------------------------------------------------------------------------
 
 def test_unknown_experiment(tmp_path):
-    with pytest.raises(ValueError, match="unknown experiment 'cartpole': choose one of carracing, doom, mujoco"):
+    with pytest.raises(ValueError, match="unknown experiment 'cartpole': choose one of carracing, doom, mujoco, pets"):
         play.main(["cartpole", "--weights", str(tmp_path)])
 
 
@@ -228,11 +241,13 @@ def test_mujoco_runs_are_found_exported_and_rebuilt(tmp_path):
     from wmlib.release import mujoco
 
     p, task = load_params(MujocoParams, "smoke"), "dmc/cartpole-swingup"
+    p = p.model_copy(update={"seeds": [3, 4]})  # the first seed is the released one
     data = tmp_path / "data"
     agents = {"tdmpc": train.make_agent(p, task), "dreamer": dreamer.make_agent(p, task)}
     for learner, agent in agents.items():
-        save_torch({"agent": agent.state_dict()}, train.run_dir(data, learner, task, 3) / "checkpoint.pt")
-    save_torch({"agent": agents["tdmpc"].state_dict()}, train.run_dir(data, "tdmpc", task, 0, "no_simnorm") /
+        for seed in (3, 4):  # seed 4: in the DVC cache, not released
+            save_torch({"agent": agent.state_dict()}, train.run_dir(data, learner, task, seed) / "checkpoint.pt")
+    save_torch({"agent": agents["tdmpc"].state_dict()}, train.run_dir(data, "tdmpc", task, 3, "no_simnorm") /
                "checkpoint.pt")  # an ablation: not released
     sac = SAC("MlpPolicy", make_env(task, p.tasks[task].action_repeat, p.evaluation.max_frames), device="cpu")
     sac.save(train.run_dir(data, "sac", task, 3) / "model.zip")
@@ -248,11 +263,19 @@ def test_mujoco_runs_are_found_exported_and_rebuilt(tmp_path):
     _, sac_player, _ = play.load_player("mujoco", f"sac/{task}/seed3", folder=tmp_path / "w")
     assert np.array_equal(sac_player.policy(obs), sac.predict(obs, deterministic=True)[0])
     _, dreamer_player, _ = play.load_player("mujoco", "dreamer", folder=tmp_path / "w")
-    rebuilt = dreamer_player.policy.__self__
-    for ours, theirs in ((rebuilt.wm, agents["dreamer"].wm), (rebuilt.ac.actor, agents["dreamer"].ac.actor),
-                         (tdmpc.policy.__self__.model, agents["tdmpc"].model)):
-        for (k, a), (_, b) in zip(ours.state_dict().items(), theirs.state_dict().items()):
+    rebuilt, trained = dreamer_player.policy.__self__, agents["dreamer"]
+    for ours, theirs in ((rebuilt.wm.encoder, trained.wm.encoder), (rebuilt.wm.rssm, trained.wm.rssm),
+                         (rebuilt.ac.actor, trained.ac.actor), (tdmpc.policy.__self__.model, agents["tdmpc"].model)):
+        for (k, a), (_, b) in zip(ours.state_dict().items(), theirs.state_dict().items(), strict=True):
             assert torch.equal(a, b), k
+    assert not any(k.startswith(("wm.decoder", "wm.reward_head", "wm.continue_head")) for k in
+                   nets[f"dreamer_{task.replace('/', '_')}_seed3"].tensors)  # training's heads stay in the cache
+    # the acting Dreamer without its heads acts as the whole trained one: same actions on a few observations
+    space = dreamer_player._env().observation_space  # frames at smoke scale
+    space.seed(1)
+    trained.reset(), rebuilt.reset()
+    for obs in (space.sample() for _ in range(3)):
+        assert np.array_equal(rebuilt.act(obs), trained.act(obs))
 
 
 @pytest.mark.parametrize("command", ["play", "evaluate"])
@@ -272,4 +295,73 @@ def test_committed_weights_fit_the_budget():
     files = list(results_dir(read_params_file()["scale"], "weights").glob("*/*.safetensors"))
     if not files:
         pytest.skip("no committed weights yet (the weights_* stages)")
-    assert sum(f.stat().st_size for f in files) <= 60e6
+    assert sum(f.stat().st_size for f in files) <= budget.BUDGET_BYTES
+
+
+# --- tiny PETS weights: the ensemble exported, rebuilt, and planning as the training code's own agent --------------
+
+@pytest.fixture(scope="module")
+def pets_weights(tmp_path_factory):
+    """A random smoke-size ensemble (standardisers included) saved as pets_job checkpoints of seeds 0 and 1 of
+    cartpole-swingup, exported as the weights_pets stage does -> (params, data folder, weights folder)."""
+    from wmlib.envs.mujoco_tasks import make_env
+    from wmlib.experiments.pets import train
+    from wmlib.experiments.pets.params import PETSParams
+    from wmlib.params import load_params
+    from wmlib.release import pets
+
+    torch.manual_seed(0)
+    tmp, task = tmp_path_factory.mktemp("pets"), "dmc/cartpole-swingup"
+    p = load_params(PETSParams, "smoke")
+    env = make_env(task, p.tasks[task].action_repeat, p.evaluation.max_frames)
+    _, ens = train.make_agent(p, env.observation_space.shape[0], env.action_space.shape[0], "full", 0)
+    for norm in (ens.in_norm, ens.out_norm):  # a loader that forgot the buffers would plan differently
+        norm.mean.normal_(), norm.std.uniform_(0.5, 2.0)
+    data = {"obs": torch.zeros(1, ens.obs_dim), "action": torch.zeros(1, ens.action_dim)}  # as a job's, shortened
+    for seed in p.seeds[:2]:  # seed 1: in the DVC cache, not released
+        save_torch({"ensemble": ens.state_dict(), "data": data}, train.run_dir(tmp / "data", task, seed) /
+                   "checkpoint.pt")
+    nets = pets.networks(tmp / "data", p)
+    assert list(nets) == ["dmc_cartpole-swingup_seed0"] and not nets["dmc_cartpole-swingup_seed0"].fp16_candidate
+    m = release.export(tmp / "weights", "pets", "smoke", nets, {f"{task}/seed0": ["dmc_cartpole-swingup_seed0"]},
+                       {"seeds": [10_000, 10_001]}, pets.make_players)
+    assert m["files"]["dmc_cartpole-swingup_seed0.safetensors"]["dtype"] == "float32" and m["fp16_check"] is None
+    return p, tmp / "data", tmp / "weights"
+
+
+def test_pets_weights_plan_as_the_trained_agent(pets_weights):
+    """The released ensemble is the checkpoint's, and its episodes are those of the training code's own agent
+    (wmlib.experiments.pets.train.load_agent) with the planner seeded by each episode's seed."""
+    from wmlib.envs.mujoco_tasks import make_env
+    from wmlib.evaluation import run_episode
+    from wmlib.experiments.pets import train
+
+    p, data, weights = pets_weights
+    task, seeds = "dmc/cartpole-swingup", [10_000, 10_001]
+    name, player, _ = play.load_player("pets", "dmc/cart", folder=weights)  # a prefix picks the run
+    assert name == f"{task}/seed0"
+    agent, ens, _ = train.load_agent(p, data, task, 0)
+    for (k, a), (_, b) in zip(player.agent.ens.state_dict().items(), ens.state_dict().items(), strict=True):
+        assert torch.equal(a, b), k
+    env, reference = make_env(task, p.tasks[task].action_repeat, p.evaluation.max_frames), []
+    for seed in seeds:
+        torch.manual_seed(seed), agent.generator.manual_seed(seed)
+        reference.append(run_episode(env, agent.act, seed, reset=agent.reset)[0])
+    assert player.evaluate(seeds).returns == reference
+    assert player.evaluate(seeds).returns == reference  # repeatable from the weights alone
+    assert player.record(seeds[0], 4).shape == (4, 64, 64, 3)
+
+
+def test_pets_from_the_command_line_and_its_errors(pets_weights, tmp_path, capsys):
+    _, _, weights = pets_weights
+    res = evaluate.main(["pets", "--weights", str(weights), "--agent", "dmc/cartpole-swingup", "--first-seed", "7",
+                         "--episodes", "1", "--out", str(tmp_path / "e.json")])
+    assert EvalResult.load(tmp_path / "e.json").returns == res.returns and res.seeds == [7]
+    assert "dmc/cartpole-swingup/seed0: mean" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="unknown pets agent 'dmc/walker-walk': the weights hold "
+                                         "dmc/cartpole-swingup/seed0"):
+        play.main(["pets", "--weights", str(weights), "--agent", "dmc/walker-walk"])
+    with pytest.raises(ValueError, match="unknown pets agent 'dmc/cartpole-swingup/seed1'"):  # not released
+        play.main(["pets", "--weights", str(weights), "--agent", "dmc/cartpole-swingup/seed1"])
+    with pytest.raises(FileNotFoundError, match="no release weights for pets.*dvc repro weights_pets"):
+        play.main(["pets", "--weights", str(tmp_path)])

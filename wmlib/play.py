@@ -3,6 +3,7 @@
     python -m wmlib.play carracing --episodes 3                  # V+M+C on the first 3 evaluation tracks
     python -m wmlib.play doom --agent tau=0.5 --video doom.gif   # and a GIF of the first episode
     python -m wmlib.play mujoco --agent tdmpc/dmc/cartpole-swingup --first-seed 50000
+    python -m wmlib.play pets --agent gym/HalfCheetah-v5                # PETS's ensemble and CEM planner
 
 Each file's sha256 is checked against the manifest first. Seeds default to the evaluation stage's own (so the
 returns can be held against results/<scale>/.../eval*.json); --first-seed or --seeds choose others.
@@ -42,7 +43,8 @@ def parser(description: str, episodes: int | None) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("experiment", help=f"one of {', '.join(EXPERIMENTS)}")
     ap.add_argument("--agent", help="carracing: full | z_only; doom: tau=<tau>; mujoco: <learner>/<task>/seed<k> "
-                                    "or its start, e.g. sac/gym/HalfCheetah-v5 (default: the first in the manifest)")
+                                    "or its start, e.g. sac/gym/HalfCheetah-v5; pets: <task>/seed<k> or its start, "
+                                    "e.g. dmc/walker-walk (default: the first in the manifest)")
     ap.add_argument("--episodes", type=int, default=episodes,
                     help="episodes to run" + (f" (default {episodes})" if episodes else " (default: as the stage)"))
     ap.add_argument("--first-seed", type=int, help="seeds first-seed, first-seed + 1, ... (default: the "

@@ -5,8 +5,10 @@ experiment's final checkpoints (DVC-cached) and writes results/<scale>/weights/<
 file per network and `weights.json`, the manifest (each file's sha256, bytes, parameters, dtype, the checkpoint it
 came from and the stage that made that checkpoint; the git commit; which files each agent needs). One manifest per
 experiment because DVC lets one output belong to one stage only, and one stage per experiment so a CarRacing rerun
-does not re-export Doom. Each experiment's module (wmlib.release.carracing, .doom, .mujoco) says how to export its
-checkpoints and how to build a `Player` (evaluate on seeds, record one episode) from the tensors.
+does not re-export Doom. Each experiment's module (wmlib.release.carracing, .doom, .mujoco, .pets) says how to export
+its checkpoints and how to build a `Player` (evaluate on seeds, record one episode) from the tensors. MuJoCo and PETS
+release the first seed of each task only (the 60 MB budget: wmlib.release.budget); the other seeds' checkpoints stay
+in the DVC cache.
 
 fp16: a network is stored in float16 only where the stage's own check shows the agents' returns unchanged: on the
 first `CHECK_EPISODES` evaluation seeds, every episode's return with the fp16-rounded weights is within
@@ -26,13 +28,13 @@ import numpy as np
 import torch
 import yaml
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from ..envs.seeds import episode_seeds
 from ..io import atomic_path, load_json, load_torch, save_json
 from ..paths import ROOT, results_dir
 
-EXPERIMENTS = ("carracing", "doom", "mujoco")
+EXPERIMENTS = ("carracing", "doom", "mujoco", "pets")
 MANIFEST = "weights.json"
 CHECK_EPISODES = 3
 FP16_RTOL = 0.01
@@ -88,10 +90,15 @@ def returns_close(fp32: list[float], fp16: list[float], rtol: float = FP16_RTOL)
     return all(abs(b - a) <= max(rtol * abs(a), 1.0) for a, b in zip(fp32, fp16, strict=True))
 
 
+def serialise(tensors: dict[str, torch.Tensor], meta: dict, dtype=torch.float32) -> bytes:
+    """A safetensors file's bytes: float tensors in `dtype`, `meta` as JSON in its header."""
+    return save(as_dtype(tensors, dtype), metadata={"wmlib": json.dumps(meta, sort_keys=True)})
+
+
 def save_weights(tensors: dict[str, torch.Tensor], path: Path, meta: dict, dtype=torch.float32) -> dict:
-    """One safetensors file (float tensors in `dtype`, `meta` as JSON in its header) -> its manifest entry."""
+    """One safetensors file (`serialise`) -> its manifest entry."""
     with atomic_path(path) as tmp:
-        save_file(as_dtype(tensors, dtype), str(tmp), metadata={"wmlib": json.dumps(meta, sort_keys=True)})
+        tmp.write_bytes(serialise(tensors, meta, dtype))
     return {"sha256": sha256(path), "bytes": path.stat().st_size, "dtype": str(dtype).removeprefix("torch."),
             "parameters": int(sum(v.numel() for v in tensors.values()))}
 

@@ -1,10 +1,14 @@
-"""MuJoCo's release weights: every TD-MPC, Dreamer and SAC run (variant `full`, any task and seed), one file
-each, found by globbing the runs' final checkpoints (so new tasks, seeds or learners' folders need no change here).
+"""MuJoCo's release weights: every TD-MPC, Dreamer and SAC run of variant `full` with the first seed of
+`mujoco.seeds` (`released_seed`), one file each, found by globbing the runs' final checkpoints (so new tasks or
+learners' folders need no change here). The other seeds' checkpoints stay in the DVC cache: three seeds of every
+learner and task would take the release past its 60 MB budget (wmlib.release.budget).
 Agent names: `<learner>/<task>/seed<seed>`, e.g. `tdmpc/dmc/cartpole-swingup/seed0`.
 
     python -m wmlib.release.mujoco --scale default   # the weights_mujoco stage
 
-What each file holds: TD-MPC's latent model (all the planner uses), Dreamer's world model and actor, SAC's actor.
+What each file holds: what acting needs. TD-MPC's latent model (the planner uses all of it), Dreamer's encoder, RSSM
+and actor (`DREAMER_ACTING`: not the decoder, reward and continue heads, which only training and the world-model
+notebook use), SAC's actor.
 The scale's MujocoParams are stored in each file's header, so the agent is rebuilt as it was trained. Each episode
 seeds torch with its own seed (TD-MPC's planner samples), so an episode is repeatable from the weights alone.
 """
@@ -12,19 +16,19 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ..envs.mujoco_tasks import eval_seeds, make_env
-from ..evaluation import EvalResult, run_episode
 from ..experiments.mujoco import dreamer, setup, train
 from ..experiments.mujoco.params import MujocoParams
 from ..io import load_torch
 from . import Network, publish
+from .control import ControlPlayer, released_seed
 
 EXPERIMENT = "mujoco"
 LEARNERS = ("tdmpc", "dreamer", "sac")
 CHECKPOINT = {"tdmpc": "checkpoint.pt", "dreamer": "checkpoint.pt", "sac": "model.zip"}
+DREAMER_ACTING = ("encoder.", "rssm.")  # the parts of Dreamer's world model that filter observations while acting
 
 
 def agent_name(learner: str, task: str, seed: int) -> str:
@@ -39,7 +43,11 @@ def build_policy(learner: str, tensors: dict, p: MujocoParams, task: str):
         return agent.act, agent.reset
     if learner == "dreamer":
         agent = dreamer.make_agent(p, task)
-        agent.wm.load_state_dict({k.removeprefix("wm."): v for k, v in tensors.items() if k.startswith("wm.")})
+        missing, unexpected = agent.wm.load_state_dict({k.removeprefix("wm."): v for k, v in tensors.items()
+                                                        if k.startswith("wm.")}, strict=False)
+        if unexpected or any(k.startswith(DREAMER_ACTING) for k in missing):
+            raise ValueError(f"Dreamer weights for {task} do not fit its world model: missing "
+                             f"{[k for k in missing if k.startswith(DREAMER_ACTING)]}, unexpected {unexpected}")
         agent.ac.actor.load_state_dict({k.removeprefix("actor."): v for k, v in tensors.items()
                                         if k.startswith("actor.")})
         return agent.act, agent.reset
@@ -54,76 +62,61 @@ def build_policy(learner: str, tensors: dict, p: MujocoParams, task: str):
     raise ValueError(f"learner must be one of {LEARNERS}, got {learner!r}")
 
 
-class Player:
+class Player(ControlPlayer):
     def __init__(self, tensors: dict, meta: dict):
         self.p = MujocoParams.model_validate_json(json.dumps(meta["params"]))
         self.learner, self.task = meta["learner"], meta["task"]
+        self.pixels = self.learner == "dreamer" and self.p.dreamer.pixels
         self.policy, self.reset = build_policy(self.learner, tensors, self.p, self.task)
-
-    def _env(self, pixels: bool = False):
-        pixels = pixels or (self.learner == "dreamer" and self.p.dreamer.pixels)
-        return make_env(self.task, self.p.tasks[self.task].action_repeat, self.p.evaluation.max_frames, pixels)
-
-    def evaluate(self, seeds: list[int]) -> EvalResult:
-        env, res = self._env(), []
-        for seed in seeds:
-            torch.manual_seed(seed)
-            res.append(run_episode(env, self.policy, seed, reset=self.reset)[:2])
-        env.close()
-        return EvalResult(f"{self.learner}/{self.task}", list(seeds), [float(r) for r, _ in res],
-                          [int(n) for _, n in res])
-
-    def record(self, seed: int, max_steps: int | None = None) -> np.ndarray:
-        """Rendered 64x64 frames of one episode: a pixel env stepped in lockstep with the agent's env (same seed,
-        same actions), as the state-vector agents never see pixels."""
-        env, screen = self._env(), self._env(pixels=True)
-        torch.manual_seed(seed)
-        obs, _ = env.reset(seed=seed)
-        frames, done = [screen.reset(seed=seed)[0]], False
-        if self.reset is not None:
-            self.reset()
-        while not done and (max_steps is None or len(frames) < max_steps):
-            action = self.policy(obs)
-            obs, _, terminated, truncated, _ = env.step(action)
-            frames.append(screen.step(action)[0])
-            done = terminated or truncated
-        env.close(), screen.close()
-        return np.stack(frames)
 
 
 def make_players(tensors: dict, metas: dict, evaluation: dict) -> dict[str, Player]:
     return {agent_name(m["learner"], m["task"], m["seed"]): Player(tensors[s], m) for s, m in metas.items()}
 
 
-def runs(data) -> list[tuple[str, str, int, object]]:
-    """(learner, task, seed, checkpoint path) of every `full` run's last checkpoint under data/<scale>/mujoco/."""
+def runs(data, seed: int) -> list[tuple[str, str, int, object]]:
+    """(learner, task, seed, checkpoint path) of every `full` run of `seed` with a last checkpoint under
+    data/<scale>/mujoco/."""
     found = []
     for learner in LEARNERS:
         full = Path(data) / learner / "full"  # train.run_dir: <learner>/full/<task as a path>/seed<k>/
-        for path in sorted(full.glob(f"*/*/seed*/{CHECKPOINT[learner]}")):
-            task = path.parent.parent.relative_to(full).as_posix()
-            found.append((learner, task, int(path.parent.name.removeprefix("seed")), path))
+        for path in sorted(full.glob(f"*/*/seed{seed}/{CHECKPOINT[learner]}")):
+            found.append((learner, path.parent.parent.relative_to(full).as_posix(), seed, path))
     return found
+
+
+def acting_tensors(learner: str, state: dict) -> dict[str, torch.Tensor]:
+    """What acting needs from an agent's state_dict (SAC: its policy's): TD-MPC's latent model, Dreamer's encoder,
+    RSSM and actor, SAC's actor."""
+    if learner == "sac":
+        return {k: v for k, v in state.items() if k.startswith("actor.")}
+    if learner == "tdmpc":
+        return state["model"]
+    return {**{f"wm.{k}": v for k, v in state["wm"].items() if k.startswith(DREAMER_ACTING)},
+            **{k: v for k, v in state["ac"].items() if k.startswith("actor.")}}
 
 
 def release_tensors(learner: str, path) -> dict[str, torch.Tensor]:
     """What acting needs from a run's final checkpoint."""
     if learner == "sac":
         from stable_baselines3 import SAC
-        return {k: v for k, v in SAC.load(path, device="cpu").policy.state_dict().items() if k.startswith("actor.")}
-    agent = load_torch(path)["agent"]
-    if learner == "tdmpc":
-        return agent["model"]
-    return {**{f"wm.{k}": v for k, v in agent["wm"].items()},
-            **{k: v for k, v in agent["ac"].items() if k.startswith("actor.")}}
+        return acting_tensors(learner, SAC.load(path, device="cpu").policy.state_dict())
+    return acting_tensors(learner, load_torch(path)["agent"])
+
+
+def stem(learner: str, task: str, seed: int) -> str:
+    return f"{learner}_{task.replace('/', '_')}_seed{seed}"
+
+
+def meta(learner: str, task: str, seed: int, p: MujocoParams) -> dict:
+    """A file's header: which run, and the scale's parameters to rebuild the agent as it was trained."""
+    return {"learner": learner, "task": task, "seed": seed, "params": json.loads(p.model_dump_json())}
 
 
 def networks(data, p: MujocoParams) -> dict[str, Network]:
-    params = json.loads(p.model_dump_json())
-    return {f"{learner}_{task.replace('/', '_')}_seed{seed}":
-            Network(release_tensors(learner, path), {"learner": learner, "task": task, "seed": seed, "params": params},
-                    path)
-            for learner, task, seed, path in runs(data)}
+    """The released runs' (`released_seed`) final checkpoints as float32 release networks."""
+    return {stem(learner, task, seed): Network(release_tensors(learner, path), meta(learner, task, seed, p), path)
+            for learner, task, seed, path in runs(data, released_seed(p))}
 
 
 def main(argv=None):
@@ -133,7 +126,8 @@ def main(argv=None):
     run = setup(args.scale)
     nets = networks(run.data, run.params)
     if not nets:
-        raise FileNotFoundError(f"{run.data}: no finished TD-MPC, Dreamer or SAC run (run their stages first)")
+        raise FileNotFoundError(f"{run.data}: no finished TD-MPC, Dreamer or SAC run of seed "
+                                f"{released_seed(run.params)} (run their stages first)")
     agents = {agent_name(n.meta["learner"], n.meta["task"], n.meta["seed"]): [stem] for stem, n in nets.items()}
     evaluation = {"seeds": eval_seeds(run.params.evaluation.episodes), "max_frames": run.params.evaluation.max_frames}
     publish(run, EXPERIMENT, nets, agents, evaluation, make_players)
