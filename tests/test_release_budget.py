@@ -42,14 +42,14 @@ def test_the_default_release_files(default_release):
     mujoco = sorted(f for e, f in n if e == "mujoco")
     assert mujoco == sorted(f"{learner}_{task}_seed0.safetensors" for learner in ("tdmpc", "dreamer", "sac")
                             for task in ("dmc_cartpole-swingup", "dmc_walker-walk", "dmc_cheetah-run",
-                                         "gym_HalfCheetah-v5"))
+                                         "gym_HalfCheetah-v5", "gym_Hopper-v5"))
     dims = {"dmc_cartpole-swingup": (5, 1), "dmc_walker-walk": (24, 6), "gym_HalfCheetah-v5": (17, 6)}
     assert {f: v for (e, f), v in n.items() if e == "pets"} == {
         f"{task}_seed0.safetensors": pets_parameters(*d) for task, d in dims.items()}
     assert set(files.index[files.fp16_candidate]) == {(e, f"{m}.safetensors") for e in ("carracing", "doom")
                                                       for m in ("vae", "mdnrnn")}
-    for _, row in default_release.iterrows():  # 4 bytes per parameter plus a header of a few kB
-        assert 0 < row.float32 - 4 * row.parameters < 8_000, row.file
+    for _, row in default_release.iterrows():  # 4 bytes per parameter plus a JSON header of ~100 B per tensor
+        assert 0 < row.float32 - 4 * row.parameters < 12_000, row.file
 
 
 def test_the_default_release_fits_the_budget_and_every_seed_would_not(default_release):
