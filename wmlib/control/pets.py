@@ -14,6 +14,12 @@ With a probabilistic ensemble each step samples y ~ N(mean, var) of the chosen m
 (the "DE" ablation) steps with the member's mean. `penalty` > 0 scores r - penalty x disagreement, where
 disagreement is the variance across members of their mean predictions (standardised units, mean over outputs).
 
+Cost: each step runs the members on the particles grouped by member, [B, N * P / B, in] (for ts_inf a reshape,
+no gather). With expectation nothing is sampled, so a sequence's P particles (equal at the start) stay equal and
+only one per sequence is stepped; with a penalty every member runs on every particle and each particle's own
+member's prediction is taken from that pass. The results are the same as stepping every particle separately
+(tests/test_pets_reference.py).
+
 Rewards are the ensemble's learned ones by default; `reward_fn(obs, action) -> [N]` replaces them by a known
 reward (the documented switch, used by the linear-quadratic check). The planner's CEM is wmlib's (clamped Gaussian
 samples, no momentum), not mbrl-lib's truncated-normal CEM with alpha smoothing (trajectory_opt.py:110-140).
@@ -57,34 +63,59 @@ class ParticleModel:
             return members
         return torch.arange(n * self.P, device=device) % B
 
+    def by_member(self, s, a):
+        """Particles s [N, P, D], actions a [N, A] -> the model inputs grouped by member, x [B, N * P / B, in],
+        and `back`, which maps a result [B, N * P / B, c] to the particles [N, P, c]. ts_inf deals particle p to
+        member p mod B (a reshape: x[b, n * P / B + q] is particle q * B + b of sequence n), ts1 deals a fresh
+        random permutation every step (a sort by member)."""
+        ens, B, (N, P, D) = self.ens, self.ens.members, s.shape
+        if self.propagation == "ts1":
+            order = torch.argsort(self.members_of(N, s.device), stable=True)  # flat particles grouped by member
+            x = ens.inputs(s.reshape(N * P, D)[order], a[order // P]).view(B, N * P // B, -1)
+
+            def back(t):
+                out = torch.empty_like(t.view(N * P, -1))
+                out[order] = t.view(N * P, -1)
+                return out.view(N, P, -1)
+            return x, back
+        k = P // B
+        x = ens.inputs(s.view(N, k, B, D).permute(2, 0, 1, 3), a[None, :, None].expand(B, N, k, -1))
+        return x.view(B, N * k, -1), lambda t: t.view(B, N, k, -1).permute(1, 2, 0, 3).reshape(N, P, -1)
+
     def step(self, s, a):
-        """Particles s [M, D], actions a [M, A] -> (next states [M, D], rewards [M], disagreement [M])."""
-        ens, B, M = self.ens, self.ens.members, len(s)
-        x = ens.inputs(s, a)
-        if self.propagation == "expectation" or self.penalty:
-            mean_all, _ = ens(x)                                          # [B, M, out]
-        if self.propagation == "expectation":
-            y = mean_all.mean(0)
+        """Particles s [N, P, D] of N sequences, their actions a [N, A] -> (next states [N, P, D], rewards [N, P],
+        disagreement [N, P], None without a penalty)."""
+        ens, B, (N, P, D) = self.ens, self.ens.members, s.shape
+        dis = None
+        if self.propagation == "expectation":  # nothing sampled: a sequence's P particles stay equal, step one
+            mean_all, _ = ens(ens.inputs(s[:, 0], a))                       # every member [B, N, out]
+            y = ens.out_norm.inverse(mean_all.mean(0))[:, None].expand(N, P, -1)
+            if self.penalty:
+                dis = mean_all.var(0).mean(-1)[:, None].expand(N, P)
         else:
-            members = self.members_of(M // self.P, s.device)
-            order = torch.argsort(members, stable=True)                  # group the particles by member
-            xs = x[order].view(B, M // B, -1)
-            mean, logvar = ens(xs)
+            x, back = self.by_member(s, a)
+            if self.penalty:  # every member on every particle, among them each particle's own member
+                mean_all, logvar_all = ens(x.view(N * P, -1))                # [B, B * N * P / B, out]
+                own = lambda t: t.view(B, B, N * P // B, -1).diagonal(0, 0, 1).permute(2, 0, 1)  # noqa: E731
+                y, logvar = own(mean_all), None if logvar_all is None else own(logvar_all)
+                dis = back(mean_all.var(0).mean(-1).view(B, -1, 1)).view(N, P)
+            else:
+                y, logvar = ens(x)                                           # [B, N * P / B, out]
             if logvar is not None:
-                noise = torch.randn(mean.shape, generator=self.generator).to(mean.device)
-                mean = mean + (0.5 * logvar).exp() * noise
-            y = torch.empty_like(mean.view(M, -1))
-            y[order] = mean.reshape(M, -1)
-        y = ens.out_norm.inverse(y)
-        reward = y[:, -1] if self.reward_fn is None else self.reward_fn(s, a)
-        disagreement = mean_all.var(0).mean(-1) if self.penalty else torch.zeros_like(reward)
-        return s + y[:, :-1], reward, disagreement
+                noise = torch.randn(y.shape, generator=self.generator).to(y.device)
+                y = y + (0.5 * logvar).exp() * noise
+            y = back(ens.out_norm.inverse(y))
+        if self.reward_fn is None:
+            reward = y[..., -1]
+        else:
+            reward = self.reward_fn(s.reshape(N * P, D), a.repeat_interleave(P, 0)).view(N, P)
+        return s + y[..., :-1], reward, dis
 
     def _step(self, z, a):
         if self._last is None or self._last[0] is not z or self._last[1] is not a:
             N, D = len(z), self.ens.obs_dim
-            s2, r, dis = self.step(z.reshape(N * self.P, D), a.repeat_interleave(self.P, 0))
-            score = (r - self.penalty * dis).view(N, self.P).mean(1)
+            s2, r, dis = self.step(z.reshape(N, self.P, D), a)
+            score = (r if dis is None else r - self.penalty * dis).mean(1)
             self._last = (z, a, s2.reshape(N, self.P * D), score)
         return self._last[2], self._last[3]
 

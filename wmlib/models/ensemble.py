@@ -20,6 +20,7 @@ than 1% (relative) for `patience` epochs. Unlike mbrl-lib, which keeps one snaps
 last epoch in which any improved, each member here keeps its own best weights.
 """
 import copy
+from collections import deque
 
 import torch
 import torch.nn as nn
@@ -93,6 +94,7 @@ class GaussianEnsemble(nn.Module):
             body += [EnsembleLinear(members, dims[i], dims[i + 1]), nn.SiLU()]
         self.body = nn.Sequential(*body)
         self.head = EnsembleLinear(members, dims[-1], self.out_dim * (1 if deterministic else 2))
+        self.linears = [*body[::2], self.head]  # a plain list (no new state_dict keys) for forward's loop
         bound = lambda v: nn.Parameter(torch.full((members, 1, self.out_dim), v), requires_grad=learn_bounds)  # noqa: E731
         self.min_logvar, self.max_logvar = bound(min_logvar), bound(max_logvar)
         self.in_norm, self.out_norm = Standardise(obs_dim + action_dim), Standardise(self.out_dim)
@@ -100,7 +102,10 @@ class GaussianEnsemble(nn.Module):
     def forward(self, x):
         """Standardised inputs [N, in] or [B, N, in] -> (mean, logvar) [B, N, out] in standardised target units;
         logvar is None for a deterministic ensemble."""
-        out = self.head(self.body(x))
+        h = x.expand(self.members, *x.shape) if x.dim() == 2 else x
+        for layer in self.linears[:-1]:  # EnsembleLinear + SiLU without a module call per layer (planning's hot loop)
+            h = F.silu(torch.baddbmm(layer.bias, h, layer.weight))
+        out = torch.baddbmm(self.head.bias, h, self.head.weight)
         if self.deterministic:
             return out, None
         mean, raw = out.chunk(2, -1)
@@ -163,7 +168,7 @@ def fit(model: GaussianEnsemble, obs, action, next_obs, reward, cfg: EnsemblePar
     optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     best = model.holdout_mse(xh, yh)
     best_state = [_member_state(model, b) for b in range(model.members)]
-    since, epoch, losses = 0, 0, []
+    since, epoch, losses = 0, 0, deque(maxlen=10)  # the last batches' losses, read once at the end (no sync)
     for epoch in range(1, cfg.max_epochs + 1):
         order = boot.gather(1, torch.argsort(torch.rand(boot.shape, generator=generator), 1)).to(device)
         for i in range(0, order.shape[1], cfg.batch_size):
@@ -172,7 +177,7 @@ def fit(model: GaussianEnsemble, obs, action, next_obs, reward, cfg: EnsemblePar
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            losses.append(loss.item())
+            losses.append(loss.detach())
         score = model.holdout_mse(xh, yh)
         improved = (best - score) / best.abs().clamp_min(1e-12) > 0.01
         for b in improved.nonzero().flatten().tolist():
@@ -184,7 +189,7 @@ def fit(model: GaussianEnsemble, obs, action, next_obs, reward, cfg: EnsemblePar
     for k in best_state[0]:
         state[k] = torch.stack([s[k] for s in best_state])
     model.load_state_dict(state)
-    return {"epochs": epoch, "train_loss": float(sum(losses[-10:]) / max(len(losses[-10:]), 1)),
+    return {"epochs": epoch, "train_loss": float(sum(loss.item() for loss in losses) / max(len(losses), 1)),
             "holdout_mse": best.tolist()}
 
 
