@@ -29,6 +29,15 @@ def reference_forward(ens, x):
 class ReferenceParticleModel(ParticleModel):
     """ParticleModel.step and _step as they were: every flat particle stepped, gathered by member and back."""
 
+    def members_of(self, n, device=None):
+        B = self.ens.members
+        if self.propagation == "ts1":
+            perm = torch.randperm(n * self.P, generator=self.generator).to(device)
+            members = torch.empty_like(perm)
+            members[perm] = torch.arange(n * self.P, device=device) % B
+            return members
+        return torch.arange(n * self.P, device=device) % B
+
     def step(self, s, a):
         ens, B, M = self.ens, self.ens.members, len(s)
         x = ens.inputs(s, a)

@@ -53,15 +53,12 @@ class ParticleModel:
         """The planner's z for state obs [D]: P copies, flattened [P * D]."""
         return obs.repeat(self.P)
 
-    def members_of(self, n: int, device=None) -> torch.Tensor:
-        """[n * P] member index of each flat particle this step (flat j = sequence * P + particle)."""
-        B = self.ens.members
-        if self.propagation == "ts1":
-            perm = torch.randperm(n * self.P, generator=self.generator).to(device)
-            members = torch.empty_like(perm)
-            members[perm] = torch.arange(n * self.P, device=device) % B
-            return members
-        return torch.arange(n * self.P, device=device) % B
+    def ts1_order(self, n: int, device=None) -> torch.Tensor:
+        """ts1's deal for one step of n sequences: flat particle perm[j] (flat j = sequence * P + particle, perm a
+        fresh random permutation) goes to member j mod B. -> [n * P] the flat particles sorted by member (and by
+        index within one)."""
+        perm = torch.randperm(n * self.P, generator=self.generator).to(device)
+        return perm.view(-1, self.ens.members).T.sort(1).values.flatten()
 
     def by_member(self, s, a):
         """Particles s [N, P, D], actions a [N, A] -> the model inputs grouped by member, x [B, N * P / B, in],
@@ -70,7 +67,7 @@ class ParticleModel:
         random permutation every step (a sort by member)."""
         ens, B, (N, P, D) = self.ens, self.ens.members, s.shape
         if self.propagation == "ts1":
-            order = torch.argsort(self.members_of(N, s.device), stable=True)  # flat particles grouped by member
+            order = self.ts1_order(N, s.device)
             x = ens.inputs(s.reshape(N * P, D)[order], a[order // P]).view(B, N * P // B, -1)
 
             def back(t):
