@@ -166,18 +166,19 @@ def agent_and_batch(termination: bool, num_q: int):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("termination, num_q", [(False, 2), (True, 5)])
+@pytest.mark.parametrize("termination, num_q", [(False, 2), (True, 2), (True, 5)])
 def test_update_matches_mains(termination, num_q, dtype):
-    """Four updates from the same seeds. In float32 the losses agree to 1e-5; the parameters are compared in float64
-    (to 1e-9), because Adam divides each gradient element by its own magnitude: an element whose gradient is at
-    float32 rounding level (1e-7 of its tensor's scale) moves by a step of order lr in a rounding-decided direction,
-    under any reordering of float sums (another thread count too)."""
+    """Four updates from the same seeds. In float64 the losses, parameters, Adam's moments and Q scale agree to 1e-9.
+    In float32 only the losses are compared, to 1e-4 (the policy loss is a difference of larger terms, so rounding of
+    1e-7 in those shows as 1e-5 in it): Adam divides each gradient element by its own magnitude, so an element whose
+    gradient is at float32 rounding level moves by a step of order lr in a direction that rounding decides, under
+    any reordering of float sums (another thread count too)."""
     _, agent, batch = agent_and_batch(termination, num_q)
     agent.model.to(dtype)
     agent.q_scale = agent.q_scale.to(dtype)
     batch = tuple(None if x is None else x.to(dtype) for x in batch)
     old = OldAgent(agent)
-    tol = 1e-5 if dtype == torch.float32 else 1e-9
+    tol = 1e-4 if dtype == torch.float32 else 1e-9
     for step in range(4):
         torch.manual_seed(10 + step)
         new_parts = agent.update(*batch)

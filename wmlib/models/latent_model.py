@@ -34,8 +34,10 @@ class SimNorm(nn.Module):
 
 
 def _tanh_softplus(s):
-    """tanh(softplus(x)) from s = sigmoid(x): s (2 - s) / ((1 - s)^2 + 1), exact in s and finite for every x."""
-    return (2 - s).mul_(s).div_((1 - s).square_().add_(1))
+    """tanh(softplus(x)) = q / (2 - q) with q = s (2 - s), s = sigmoid(x): exact algebra, accurate and finite for
+    every x (q in [0, 1])."""
+    q = (2 - s).mul_(s)
+    return q.div_(2 - q)
 
 
 class _CPUMish(torch.autograd.Function):
