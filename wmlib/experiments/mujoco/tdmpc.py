@@ -146,4 +146,6 @@ class TDMPC:
         self.model.load_state_dict(state["model"])
         self.optim.load_state_dict(state["optim"])
         self.pi_optim.load_state_dict(state["pi_optim"])
+        for group in self.optim.param_groups + self.pi_optim.param_groups:
+            group["foreach"] = True  # checkpoints from before foreach saved None (the same arithmetic)
         self.q_scale = state["q_scale"].to(self.device)
