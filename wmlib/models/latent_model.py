@@ -36,8 +36,8 @@ class SimNorm(nn.Module):
 def _tanh_softplus(s):
     """tanh(softplus(x)) = q / (2 - q) with q = s (2 - s), s = sigmoid(x): exact algebra, accurate and finite for
     every x (q in [0, 1])."""
-    q = (2 - s).mul_(s)
-    return q.div_(2 - q)
+    q = torch.rsub(s, 2).mul_(s)  # torch.rsub(s, 2) = 2 - s without the Python operator wrapper
+    return q.div_(torch.rsub(q, 2))
 
 
 class _CPUMish(torch.autograd.Function):
