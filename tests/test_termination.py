@@ -96,7 +96,7 @@ def test_termination_head_learns_by_bce_on_the_next_latents():
     _, parts, zs = agent.model_loss(obs, action, reward, done)
     p_term = torch.sigmoid(model.termination_logits(zs[1:]))
     direct = -(done * p_term.log() + (1 - done) * (1 - p_term).log()).mean()
-    assert parts["termination"] == pytest.approx(direct.item(), rel=1e-5)
+    assert parts["termination"].item() == pytest.approx(direct.item(), rel=1e-5)
     assert set(map(id, model._termination.parameters())) <= set(map(id, model.model_parameters()))
     losses = [agent.update(obs, action, reward, done)["termination"] for _ in range(60)]
     assert losses[-1] < 0.9 * losses[0]  # the head is trained by the model's optimiser

@@ -33,16 +33,39 @@ class SimNorm(nn.Module):
         return (e / e.sum(-1, keepdim=True)).flatten(-2)
 
 
+def _tanh_softplus(s):
+    """tanh(softplus(x)) = q / (2 - q) with q = s (2 - s), s = sigmoid(x): exact algebra, accurate and finite for
+    every x (q in [0, 1])."""
+    q = torch.rsub(s, 2).mul_(s)  # torch.rsub(s, 2) = 2 - s without the Python operator wrapper
+    return q.div_(torch.rsub(q, 2))
+
+
+class _CPUMish(torch.autograd.Function):
+    """mish = x t with t = tanh(softplus(x)), derivative t + x (1 - t^2) sigmoid(x): on the CPU ~2-3x faster than
+    F.mish forward and backward (a few cheap passes around one sigmoid)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        s = torch.sigmoid(x)
+        t = _tanh_softplus(s)
+        ctx.save_for_backward(x, s, t)
+        return x * t
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, s, t = ctx.saved_tensors
+        return torch.addcmul(t, x, (t * t).neg_().add_(1).mul_(s)).mul_(grad)
+
+
 class Mish(nn.Module):
-    """mish(x) = x tanh(softplus(x)) = x n / (n + 2) with n = e^x (e^x + 2). Without autograd this closed
-    form, computed in place, is ~3.5x faster than F.mish on CPU, which matters inside the planner."""
+    """mish(x) = x tanh(softplus(x)), computed from sigmoid(x) (`_tanh_softplus`): ~3x faster than F.mish on the
+    CPU, which matters inside the planner (without autograd, in place) and in the update (`_CPUMish`); with
+    autograd the GPU keeps its fused F.mish."""
 
     def forward(self, x):
         if torch.is_grad_enabled():
-            return F.mish(x)
-        e = torch.exp(x.clamp(max=20.0))  # beyond 20, n / (n + 2) == 1 in float32
-        n = e.mul_(e + 2)
-        return n.div_(n + 2).mul_(x)
+            return _CPUMish.apply(x) if x.device.type == "cpu" else F.mish(x)
+        return _tanh_softplus(torch.sigmoid(x)).mul_(x)
 
 
 class EnsembleLinear(nn.Module):
@@ -186,8 +209,11 @@ class LatentModel(nn.Module):
     @torch.no_grad()
     def update_target(self, tau: float):
         """Slow EMA copy of the Q-ensemble: target <- (1 - tau) target + tau online."""
-        for t, p in zip(self._target_qs.parameters(), self._qs.parameters()):
-            t.lerp_(p, tau)
+        torch._foreach_lerp_(list(self._target_qs.parameters()), list(self._qs.parameters()), tau)
+
+    def track_q_grad(self, mode: bool):
+        """Whether the Q-ensemble's weights get gradients (off while the policy loss differentiates through Q)."""
+        self._qs.requires_grad_(mode)
 
     def encoder_parameters(self):
         return self._encoder.parameters()

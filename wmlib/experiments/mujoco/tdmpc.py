@@ -8,6 +8,10 @@ On a task whose episodes terminate (`terminates` in mujoco.tasks) the model has 
 by binary cross-entropy on the replayed `terminated` flags, it masks the planner's rewards and terminal values after a
 predicted termination (wmlib.control.planners), and the flags mask the TD target's bootstrap.
 """
+import ctypes
+import functools
+import sys
+
 import torch
 import torch.nn.functional as F
 
@@ -22,18 +26,33 @@ def discount_for(episode_steps: int) -> float:
     return min(max((frac - 1) / frac, 0.95), 0.995)
 
 
+@functools.cache
+def keep_freed_memory():
+    """glibc's malloc: keep freed memory for reuse (heap not trimmed, mmap only above 32 MiB). Otherwise the update's
+    temporaries of ~1 MB go back to the OS when freed and page-fault back in: ~2,000 faults per update at the default
+    size, 8,000 at width 512. Process-wide, changes no result; does nothing without glibc."""
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None) if sys.platform == "linux" else None
+    if mallopt is not None:
+        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+        mallopt(M_MMAP_THRESHOLD, 32 << 20)
+        mallopt(M_TRIM_THRESHOLD, 1 << 30)
+
+
 class TDMPC:
     def __init__(self, obs_dim: int, action_dim: int, params: MujocoParams, discount: float, model=None,
                  device="cpu"):
         self.p, self.action_dim, self.discount, self.device = params.train, action_dim, discount, torch.device(device)
         model = LatentModel(obs_dim, action_dim, **params.model.model_dump()) if model is None else model
         self.model = model.to(self.device)
+        if self.device.type == "cpu":
+            keep_freed_memory()
         self.planner = params.planner
         lr = self.p.lr
+        # foreach: the same arithmetic as the per-tensor loop (the CPU's default) in a few batched ops
         self.optim = torch.optim.Adam([
             {"params": list(self.model.encoder_parameters()), "lr": lr * self.p.encoder_lr_scale},
-            {"params": self.model.model_parameters()}], lr=lr)
-        self.pi_optim = torch.optim.Adam(self.model.pi_parameters(), lr=lr, eps=1e-5)
+            {"params": self.model.model_parameters()}], lr=lr, foreach=True)
+        self.pi_optim = torch.optim.Adam(self.model.pi_parameters(), lr=lr, eps=1e-5, foreach=True)
         self.q_scale = torch.ones((), device=self.device)  # running (P95 - P5) of Q: normalises the policy loss
         self.prev_mean = None
 
@@ -63,7 +82,7 @@ class TDMPC:
 
     def model_loss(self, obs, action, reward, terminated=None) -> tuple[torch.Tensor, dict, torch.Tensor]:
         """obs [H+1, B, obs_dim], action [H, B, A], reward [H, B], terminated [H, B] (1 if the step ends the
-        episode; None: never) -> (loss, parts, latents [H+1, B, latent])."""
+        episode; None: never) -> (loss, parts (name -> detached scalar tensor), latents [H+1, B, latent])."""
         H, p, m = len(action), self.p, self.model
         with torch.no_grad():
             next_z = m.encode(obs[1:])
@@ -79,12 +98,12 @@ class TDMPC:
         value_loss = (rho[:, None] * m.regression_loss(m.q_logits(zs[:-1], action), td)).mean(-1).sum()
         consistency, reward_loss, value_loss = consistency / H, reward_loss / H, value_loss / (H * m.num_q)
         loss = p.consistency_coef * consistency + p.reward_coef * reward_loss + p.value_coef * value_loss
-        parts = {"consistency": consistency.item(), "reward": reward_loss.item(), "value": value_loss.item()}
+        parts = {"consistency": consistency.detach(), "reward": reward_loss.detach(), "value": value_loss.detach()}
         if m.episodic:  # TD-MPC2: unweighted BCE of the termination head on the predicted next latents
             flags = torch.zeros_like(reward) if terminated is None else terminated
             termination = F.binary_cross_entropy_with_logits(m.termination_logits(zs[1:]), flags)
             loss = loss + p.termination_coef * termination
-            parts["termination"] = termination.item()
+            parts["termination"] = termination.detach()
         return loss, parts, zs
 
     def pi_loss(self, zs):
@@ -92,7 +111,9 @@ class TDMPC:
         dist = self.model.pi(zs)
         action = dist.rsample()
         log_prob = dist.log_prob(action).sum(-1)
+        self.model.track_q_grad(False)  # the loss trains the prior only: no Q-ensemble weight gradients
         q = self.model.q(zs, action, "avg")
+        self.model.track_q_grad(True)
         with torch.no_grad():
             spread = (torch.quantile(q[0], 0.95) - torch.quantile(q[0], 0.05)).clamp(min=1.0)
             self.q_scale.lerp_(spread, self.p.tau)
@@ -100,20 +121,22 @@ class TDMPC:
         return ((self.p.entropy_coef * log_prob - q / self.q_scale).mean(1) * rho).mean()
 
     def update(self, obs, action, reward, terminated=None) -> dict:
-        """One gradient step on a batch of sub-trajectories (shapes as in `model_loss`)."""
+        """One gradient step on a batch of sub-trajectories (shapes as in `model_loss`) -> the losses as floats
+        (one host sync)."""
         self.model.train()
         loss, parts, zs = self.model_loss(obs, action, reward, terminated)
         self.optim.zero_grad(set_to_none=True)
         loss.backward()
-        parts["grad_norm"] = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.p.grad_clip).item()
+        parts["grad_norm"] = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.p.grad_clip, foreach=True)
         self.optim.step()
         pi_loss = self.pi_loss(zs.detach())
         self.pi_optim.zero_grad(set_to_none=True)
         pi_loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.pi_parameters(), self.p.grad_clip)
+        torch.nn.utils.clip_grad_norm_(self.model.pi_parameters(), self.p.grad_clip, foreach=True)
         self.pi_optim.step()
         self.model.update_target(self.p.tau)
-        return {**parts, "pi": pi_loss.item()}
+        parts["pi"] = pi_loss.detach()
+        return dict(zip(parts, torch.stack(list(parts.values())).tolist()))
 
     # --- checkpoints ------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -124,4 +147,6 @@ class TDMPC:
         self.model.load_state_dict(state["model"])
         self.optim.load_state_dict(state["optim"])
         self.pi_optim.load_state_dict(state["pi_optim"])
+        for group in self.optim.param_groups + self.pi_optim.param_groups:
+            group["foreach"] = True  # checkpoints from before foreach saved None (the same arithmetic)
         self.q_scale = state["q_scale"].to(self.device)
