@@ -100,6 +100,26 @@ def test_update_moves_target_qs_by_tau():
         assert torch.allclose(t, b + p.train.tau * (q - b), atol=1e-6)
 
 
+def test_clip_norm_counts_only_the_model_losss_gradients():
+    """TD-MPC2 clears the policy's gradients after its step, so an update's clip norm (`grad_norm`) is the norm of
+    the model loss's gradients alone, not of those plus the previous update's policy gradients."""
+    import copy
+    p = load_params(MujocoParams, "smoke")
+    agent = TDMPC(5, 1, p, discount=0.9)
+    torch.nn.init.normal_(agent.model._qs[-1].weight)  # Q's output starts at zero: give the policy loss a gradient
+    batch = (torch.randn(4, 8, 5), torch.rand(3, 8, 1) * 2 - 1, torch.randn(3, 8))
+    agent.update(*batch)  # leaves the policy's gradients behind unless they are cleared
+    reference = copy.deepcopy(agent)
+    torch.manual_seed(5)
+    grad_norm = agent.update(*batch)["grad_norm"]
+    torch.manual_seed(5)
+    reference.model.train()
+    loss = reference.model_loss(*batch)[0]
+    params = [q for q in reference.model.parameters() if q.requires_grad]
+    grads = [g for g in torch.autograd.grad(loss, params, allow_unused=True) if g is not None]
+    assert grad_norm == pytest.approx(torch.cat([g.flatten() for g in grads]).norm().item(), rel=1e-5)
+
+
 def test_discount_heuristic():
     assert discount_for(125) == 0.96 and discount_for(500) == 0.99 and discount_for(10) == 0.95
     assert discount_for(100_000) == 0.995

@@ -3,7 +3,8 @@ copied here as the reference: same seeds, same losses, parameters and plans to f
 
 The reference runs on a deep copy of the agent's model whose Mish layers are the old ones (F.mish with autograd);
 its optimisers are the per-tensor-loop Adam, its clipping and target update the per-tensor loops, and the policy
-loss lets gradients reach the Q-ensemble's weights (they are discarded by the next update's zero_grad)."""
+loss lets gradients reach the Q-ensemble's weights (they are discarded by the next update's zero_grad). One rule
+changed after c788696 and is in the reference too: the policy's gradients are cleared after its step (TD-MPC2)."""
 import copy
 
 import pytest
@@ -145,6 +146,7 @@ class OldAgent:
         pi_loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.pi_parameters(), self.p.grad_clip)
         self.pi_optim.step()
+        self.pi_optim.zero_grad(set_to_none=True)  # adopted after c788696 (TD-MPC2's rule; tests/test_tdmpc.py)
         with torch.no_grad():
             for t, p in zip(self.model._target_qs.parameters(), self.model._qs.parameters()):
                 t.lerp_(p, self.p.tau)
