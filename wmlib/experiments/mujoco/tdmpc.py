@@ -134,7 +134,7 @@ class TDMPC:
         pi_loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.pi_parameters(), self.p.grad_clip, foreach=True)
         self.pi_optim.step()
-        self.pi_optim.zero_grad(set_to_none=True)  # TD-MPC2: the next update's clip norm sees only its own loss
+        self.pi_optim.zero_grad(set_to_none=True)  # as tdmpc2.py:230: the next clip norm sees its own loss only
         self.model.update_target(self.p.tau)
         parts["pi"] = pi_loss.detach()
         return dict(zip(parts, torch.stack(list(parts.values())).tolist()))
