@@ -121,7 +121,7 @@ def assert_same_run(a, b):
     assert ra["returns"] == rb["returns"] and ra["fits"] == rb["fits"] >= 1 and ra["episodes"] == rb["episodes"]
 
 
-def test_an_interrupted_job_resumes_where_it_stopped(tmp_path, interrupt):
+def test_an_interrupted_job_resumes_where_it_stopped(tmp_path, interrupt, monkeypatch):
     """Checkpoint at every curve point: a run stopped after the first one and rerun ends as the uninterrupted run."""
     p = load_params(PETSParams, "smoke")
     budget = BudgetParams(frames=400, eval_every=200)  # a curve point per episode of cartpole
@@ -130,6 +130,11 @@ def test_an_interrupted_job_resumes_where_it_stopped(tmp_path, interrupt):
     train.train_pets((p, tmp_path / "a/data", tmp_path / "a/results"), job)
     # stopped at the second refit, which comes after the first checkpoint
     interrupt(train, "fit", 2, lambda: train.train_pets((p, tmp_path / "b/data", tmp_path / "b/results"), job))
-    assert load_torch(tmp_path / "b/data/full/dmc/cartpole-swingup/seed0/checkpoint.pt")["state"]["step"] == 25
-    train.train_pets((p, tmp_path / "b/data", tmp_path / "b/results"), job)
+    saved = load_torch(tmp_path / "b/data/full/dmc/cartpole-swingup/seed0/checkpoint.pt")["state"]
+    assert saved["step"] == 25 and len(saved["fits"]) == 1
+    # the rerun refits only what the checkpoint lacks (a restart from scratch would end the same, refitting all)
+    real, calls = train.fit, []
+    monkeypatch.setattr(train, "fit", lambda *a, **k: calls.append(1) or real(*a, **k))
+    result = train.train_pets((p, tmp_path / "b/data", tmp_path / "b/results"), job)
+    assert len(calls) == result["fits"] - 1 >= 1
     assert_same_run(tmp_path / "a", tmp_path / "b")
