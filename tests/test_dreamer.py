@@ -212,3 +212,28 @@ def test_every_version_builds_and_updates(version):
     metrics = agent.update(torch.randn(T + 1, B, 5), torch.rand(T, B, 2) * 2 - 1, torch.randn(T, B))
     assert np.isfinite(list(metrics.values())).all()
     assert agent.act(np.zeros(5, np.float32), explore=True).shape == (2,)
+
+
+def test_a_dreamer_job_from_pixels_trains_and_imagines_frames(tmp_path):
+    """The paper scale's pixel path end to end, at smoke size (smoke's Dreamer sees state vectors): a job on 64x64
+    frames trains and evaluates, its checkpoint loads, and its imagined frames are plotted beside the real ones."""
+    import matplotlib.pyplot as plt
+
+    from wmlib import plotting
+    from wmlib.experiments.mujoco import diagnostics, dreamer
+    p = _tiny_params()
+    p = p.model_copy(update={"device": "cpu", "dreamer": p.dreamer.model_copy(update={"pixels": True})})
+    task, d = "gym/Hopper-v5", p.dreamer  # its falls end episodes early: updates begin within 200 frames
+    result = dreamer.train_dreamer((p, tmp_path / "data", tmp_path / "results"), (task, 0, "full"))
+    assert result["frames"] >= p.budgets[task].frames and result["updates"] == d.train.updates
+    agent = dreamer.load_agent(p, tmp_path / "data", task, 0)
+    assert agent.wm.encoder is not None
+    (obs, action), = diagnostics.collect_episodes(agent, dreamer.make_task_env(p, task), 1)
+    assert obs.shape[1:] == (64, 64, 3) and obs.dtype == torch.uint8
+    horizons = [h for h in d.diagnostics.horizons if d.diagnostics.context + h <= len(action)]  # Hopper falls
+    assert horizons, len(action)
+    pred, real, _ = diagnostics.open_loop(agent.wm, obs, action, [0], d.diagnostics.context, max(horizons))
+    assert pred.shape == real.shape == (max(horizons), 1, *real.shape[2:]) and torch.isfinite(pred).all()
+    fig = plotting.imagined_vs_real([(task, pred[:, 0], real[:, 0])], horizons, pixels=True)
+    assert len(fig.axes) >= 2 * len(horizons)  # a real and an imagined frame per horizon
+    plt.close(fig)

@@ -241,7 +241,8 @@ def test_mujoco_runs_are_found_exported_and_rebuilt(tmp_path):
     from wmlib.release import mujoco
 
     p, task = load_params(MujocoParams, "smoke"), "dmc/cartpole-swingup"
-    p = p.model_copy(update={"seeds": [3, 4]})  # the first seed is the released one
+    # the first seed is the released one; Dreamer from frames, as at paper scale (smoke's Dreamer sees states)
+    p = p.model_copy(update={"seeds": [3, 4], "dreamer": p.dreamer.model_copy(update={"pixels": True})})
     data = tmp_path / "data"
     agents = {"tdmpc": train.make_agent(p, task), "dreamer": dreamer.make_agent(p, task)}
     for learner, agent in agents.items():
@@ -271,7 +272,8 @@ def test_mujoco_runs_are_found_exported_and_rebuilt(tmp_path):
     assert not any(k.startswith(("wm.decoder", "wm.reward_head", "wm.continue_head")) for k in
                    nets[f"dreamer_{task.replace('/', '_')}_seed3"].tensors)  # training's heads stay in the cache
     # the acting Dreamer without its heads acts as the whole trained one: same actions on a few observations
-    space = dreamer_player._env().observation_space  # frames at smoke scale
+    space = dreamer_player._env().observation_space  # frames
+    assert space.shape == (64, 64, 3)
     space.seed(1)
     trained.reset(), rebuilt.reset()
     for obs in (space.sample() for _ in range(3)):
