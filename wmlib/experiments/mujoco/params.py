@@ -60,10 +60,15 @@ class PlannerStudyParams(StrictParams):
 
 
 class WidthStudyParams(StrictParams):
-    """TD-MPC with wider MLPs (variant `wide`, one DVC job stage per seed) beside the default width on `task`."""
+    """TD-MPC with `wide_model`'s MLPs (variant `wide`, one DVC job stage per seed) beside the default width on
+    `task`."""
     task: str
-    hidden: int                  # MLP width of dynamics, reward, Q and policy heads (TD-MPC v1: 512)
-    encoder_hidden: int          # (TD-MPC v1: 256)
+
+
+class WideModelParams(StrictParams):
+    """The width study's widths, replacing the scale's `model` widths (TD-MPC v1: 512 and 256)."""
+    hidden: int                  # MLP width of dynamics, reward, Q and policy heads
+    encoder_hidden: int
 
 
 class ControlBenchmarkParams(StrictParams):
@@ -123,6 +128,7 @@ class MujocoParams(StrictParams):
     tasks: dict[str, ControlTaskSpec]      # shared by all scales: dvc.yaml's job stages iterate over them
     budgets: dict[str, BudgetParams]       # how long each task trains at this scale (every task in `tasks`)
     model: LatentModelParams
+    wide_model: WideModelParams            # the width study's `wide` variant
     train: TDMPCTrainParams
     planner: PlannerParams
     evaluation: ControlEvaluationParams

@@ -52,12 +52,13 @@ def ablation_table(run) -> pd.DataFrame:
 
 
 def width_table(run) -> pd.DataFrame:
-    """TD-MPC at the default width and at the width study's (TD-MPC v1's 512-wide MLPs) on its task, one row per
-    seed and width: final return, parameters, core-hours; then the mean over seeds of each width."""
+    """TD-MPC at the default width and at the width study's (`wide_model`; default: TD-MPC v1's 512-wide MLPs) on
+    its task, one row per seed and width: final return, parameters, core-hours; then the mean over seeds of each
+    width."""
     p = run.params
     task = p.width_study.task
     rows = []
-    for variant, hidden in (("full", p.model.hidden), ("wide", p.width_study.hidden)):
+    for variant, hidden in (("full", p.model.hidden), ("wide", p.wide_model.hidden)):
         for seed in p.seeds:
             e = load_json(run_dir(run.results, "tdmpc", task, seed, variant) / "eval.json")
             rows.append({"task": task, "hidden": hidden, "seed": seed, "mean": e["mean"], "std": e["std"],

@@ -29,7 +29,7 @@ from .params import MujocoParams
 from .tdmpc import TDMPC, discount_for
 
 ABLATIONS = {"no_simnorm": {"simnorm": False}, "no_two_hot": {"two_hot": False}}
-JOB_VARIANTS = ("full", "wide")  # run by DVC job stages (wmlib.experiments.mujoco.job); wide: `width_study`'s widths
+JOB_VARIANTS = ("full", "wide")  # run by DVC job stages (wmlib.experiments.mujoco.job); wide: `wide_model`'s widths
 
 
 def run_dir(root: Path, method: str, task: str, seed: int, variant: str = "full") -> Path:
@@ -64,7 +64,7 @@ def tdmpc_jobs(p: MujocoParams) -> list[tuple[str, int, str]]:
 def make_agent(p: MujocoParams, task: str, variant: str = "full", device="cpu") -> TDMPC:
     env = make_env(task, p.tasks[task].action_repeat, p.evaluation.max_frames)
     obs_dim, action_dim = env.observation_space.shape[0], env.action_space.shape[0]
-    changes = p.width_study.model_dump(exclude={"task"}) if variant == "wide" else ABLATIONS.get(variant, {})
+    changes = p.wide_model.model_dump() if variant == "wide" else ABLATIONS.get(variant, {})
     model = LatentModel(obs_dim, action_dim, **{**p.model.model_dump(), **changes},
                         termination=p.tasks[task].terminates)
     return TDMPC(obs_dim, action_dim, p, discount_for(episode_length(p, task)), model=model, device=device)
