@@ -1,7 +1,5 @@
-"""The World Models steps CarRacing and TakeCover share: V trained on a stage's rollouts and every frame encoded by
-it, saved and loaded (steps 2 and 7), and the compute each stage used."""
-from collections.abc import Callable
-
+"""The World Models steps CarRacing and TakeCover share: V trained on a stage's rollouts, saved and loaded (steps 2
+and 7), and the compute each stage used."""
 import pandas as pd
 import torch
 
@@ -12,19 +10,10 @@ from ..models.vae import ConvVAE
 from . import Run
 
 
-def train_vae(run: Run, encode: Callable[[Run, ConvVAE], dict]) -> tuple[ConvVAE, list[dict], dict]:
-    """V on every `vae.frame_stride`-th stored frame, resumable; saves data/.../vae.pt and the training history,
-    then `encode(run, V)` (the experiment's encode_rollouts) writes the latents. V's checkpoint stays until then:
-    a stage killed while encoding finds V trained and only encodes again. Returns (V, history, latents)."""
-    vae, history = _fit_vae(run)
-    latents = encode(run, vae)
-    (run.data / "vae.ckpt").unlink(missing_ok=True)
-    return vae, history, latents
-
-
-def _fit_vae(run: Run) -> tuple[ConvVAE, list[dict]]:
-    """V trained and saved (vae.pt, vae_history.csv, vae.json); a function of its own, so that V's training frames
-    (GBs at the default scale) are freed before train_vae encodes."""
+def train_vae(run: Run) -> tuple[ConvVAE, list[dict]]:
+    """V on every `vae.frame_stride`-th stored frame, resumable; saves data/.../vae.pt, vae_history.csv and vae.json.
+    Its checkpoint (vae.ckpt) stays: a rerun finds V trained and only loads it, so a stage killed after this (Doom's
+    encoding) does not train V again. Returns (V, history)."""
     p = run.params.vae
     frames = load_frames(RolloutStore(run.data / "rollouts"), p.frame_stride)
     vae, history = training.train_vae(frames, p, run.data / "vae.ckpt", run.params.seed, device=run.device)

@@ -1,5 +1,6 @@
-"""Steps 2-3: every frame encoded by V (trained in wmlib.experiments.world_models), and M (the MDN-RNN):
-train, save, load, dream."""
+"""Step 3: every frame encoded by V (trained in wmlib.experiments.world_models), and M (the MDN-RNN): train, save,
+load, dream. The latents live in memory only (about a minute to compute at `default`): M's stage reads the rollouts
+and vae.pt, both reproducible or kept in git, so losing the DVC cache never makes M's stage stale."""
 import numpy as np
 import pandas as pd
 import torch
@@ -7,14 +8,14 @@ import torch
 from ... import training
 from ...data.rollouts import RolloutStore
 from ...envs.carracing import CARRACING_ACTION_SIZE
-from ...io import atomic_path, load_torch, save_csv, save_json, save_torch
+from ...io import load_torch, save_csv, save_json, save_torch
 from ...models.mdnrnn import MDNRNN, imagine
 from ...models.vae import ConvVAE
 from . import Run
 
 
 def encode_rollouts(run: Run, vae: ConvVAE) -> dict:
-    """Encode every stored frame: mu, logvar (E, T, z), actions (E, T, A), lengths (E,), padded."""
+    """Every stored frame encoded: mu, logvar (E, T, z), actions (E, T, A), lengths (E,), padded."""
     store = RolloutStore(run.data / "rollouts")
     lengths = np.array([e["steps"] for e in store.index])
     E, T, z = len(lengths), lengths.max(), vae.z_size
@@ -23,22 +24,14 @@ def encode_rollouts(run: Run, vae: ConvVAE) -> dict:
     for i, ep in enumerate(store):
         out["mu"][i, :len(ep)], out["logvar"][i, :len(ep)] = training.encode_frames(vae, ep.frames)
         out["actions"][i, :len(ep)] = ep.actions
-    with atomic_path(run.data / "latents.npz") as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **out)
     return out
-
-
-def load_latents(run: Run) -> dict:
-    with np.load(run.data / "latents.npz") as f:
-        return dict(f)
 
 
 # 3. M: the MDN-RNN --------------------------------------------------------------------------
 
-def train_mdnrnn(run: Run) -> tuple[MDNRNN, list[dict]]:
+def train_mdnrnn(run: Run, lat: dict) -> tuple[MDNRNN, list[dict]]:
+    """M on `lat` (encode_rollouts'), resumable; saves data/.../mdnrnn.pt, mdnrnn_history.csv and mdnrnn.json."""
     p = run.params.mdnrnn
-    lat = load_latents(run)
     ckpt = run.data / "mdnrnn.ckpt"
     model, history = training.train_mdnrnn(lat["mu"], lat["logvar"], lat["actions"], lat["lengths"], p,
                                            ckpt, run.params.seed, device=run.device)
