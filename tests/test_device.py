@@ -93,10 +93,9 @@ def test_world_models_doom_mdnrnn_trains_on_the_run_device(device, tmp_path):
     rng, n = np.random.default_rng(0), 80
     restart, done = np.zeros(n, np.float32), np.zeros(n, np.float32)
     restart[[0, 40]], done[[39, 79]] = 1, 1
-    np.savez(tmp_path / "latents.npz", mu=rng.standard_normal((n, 64)).astype(np.float32),
-             logvar=np.full((n, 64), -4, np.float32), move=rng.integers(-1, 2, n).astype(np.float32),
-             restart=restart, done=done)
-    model, history = train_doom_mdnrnn(run, progress=False)
+    lat = {"mu": rng.standard_normal((n, 64)).astype(np.float32), "logvar": np.full((n, 64), -4, np.float32),
+           "move": rng.integers(-1, 2, n).astype(np.float32), "restart": restart, "done": done}
+    model, history = train_doom_mdnrnn(run, lat, progress=False)
     assert on(model, device) and np.isfinite(history[-1]["nll"]) and np.isfinite(history[-1]["done_loss"])
     m, initial = load_mdnrnn(run)
     assert on(m, device) and initial["initial_mu"].shape == (2, 64)

@@ -1,4 +1,4 @@
-"""The Doom ablation: each variant's run (its switches, its folders, the shared V and latents), the interval of a
+"""The Doom ablation: each variant's run (its switches, its folders, the shared rollouts and V), the interval of a
 mean, and the table gathered from the variants' results."""
 import numpy as np
 import pandas as pd
@@ -18,8 +18,9 @@ SWITCHES = list(MSwitches.model_fields)
 def run(tmp_path):
     run = Run("default", load_params(DoomParams, "default"), tmp_path / "data", tmp_path / "results")
     run.data.mkdir(parents=True)
-    for name in ("vae.pt", "latents.npz"):
-        (run.data / name).write_bytes(name.encode())
+    (run.data / "rollouts").mkdir()
+    (run.data / "rollouts/index.json").write_bytes(b"index")
+    (run.data / "vae.pt").write_bytes(b"vae.pt")
     return run
 
 
@@ -46,8 +47,8 @@ def test_variant_run_has_its_switches_its_folders_and_the_shared_files(run):
                                                    **budget.controller.model_dump(), "phases": 1}
     assert vrun.params.taus == [run.params.ablation.tau]
     assert vrun.data == run.data / "ablation" / "stream" and vrun.results == run.results / "ablation" / "stream"
-    for name in ("vae.pt", "latents.npz"):
-        assert (vrun.data / name).read_bytes() == name.encode()
+    assert (vrun.data / "vae.pt").read_bytes() == b"vae.pt"
+    assert (vrun.data / "rollouts/index.json").read_bytes() == b"index"
     variant_run(run, "stream")  # again: the links are kept
 
 

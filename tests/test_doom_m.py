@@ -156,14 +156,13 @@ def test_m_is_fed_the_move_or_the_continuous_action(tmp_path, monkeypatch, actio
     move = ((action > 1 / 3).astype(np.float32) - (action < -1 / 3))
     lat = {"mu": rng.standard_normal((N, Z)).astype(np.float32), "logvar": np.full((N, Z), -2, np.float32),
            "move": move, "action": action, "restart": restart, "done": died}
-    np.savez(tmp_path / "latents.npz", **lat)
     seen, loss = [], wm.window_loss
 
     def spy(model, z, a, *args, **kwargs):
         seen.append(a.clone())
         return loss(model, z, a, *args, **kwargs)
     monkeypatch.setattr(wm, "window_loss", spy)
-    wm.train_mdnrnn(run, progress=False)
+    wm.train_mdnrnn(run, lat, progress=False)
     sampler = wm.WindowSampler(restart, run.params.mdnrnn, run.params.seed)
     column = lat["action" if action_input == "continuous" else "move"]
     for step, a in enumerate(seen):
@@ -172,7 +171,7 @@ def test_m_is_fed_the_move_or_the_continuous_action(tmp_path, monkeypatch, actio
 
 
 def small_run(tmp_path, **switches):
-    """A Run on a synthetic latent stream of four episodes (180 frames), M of H units."""
+    """A Run and a synthetic latent stream of four episodes (180 frames) for it, M of H units."""
     p = load_params(DoomParams, "smoke")
     run = Run("smoke", p.model_copy(update={"mdnrnn": params(**switches, hidden=H, seq_len=10, batch_size=2,
                                                              steps=6)}), tmp_path, tmp_path)
@@ -182,20 +181,19 @@ def small_run(tmp_path, **switches):
     restart = np.zeros(N, np.float32)
     restart[np.r_[0, np.cumsum(lengths)[:-1]]] = 1
     move = rng.integers(-1, 2, N).astype(np.float32)
-    np.savez(tmp_path / "latents.npz", mu=rng.standard_normal((N, Z)).astype(np.float32),
-             logvar=np.full((N, Z), -2, np.float32), move=move, action=move, restart=restart,
-             done=wm.episode_ends(restart))
-    return run
+    lat = {"mu": rng.standard_normal((N, Z)).astype(np.float32), "logvar": np.full((N, Z), -2, np.float32),
+           "move": move, "action": move, "restart": restart, "done": wm.episode_ends(restart)}
+    return run, lat
 
 
 def test_stream_training_killed_mid_epoch_resumes_with_its_carried_state(tmp_path, monkeypatch, interrupt):
     """Stopped after step 3 (checkpoints every step), then rerun: the same M as an uninterrupted run, which needs
     the LSTM state carried into step 4 restored along with the checkpoint."""
     monkeypatch.setattr(wm, "CHECKPOINT_SECONDS", 0)
-    ref, _ = wm.train_mdnrnn(small_run(tmp_path / "ref", windows="stream", reset_state=True), progress=False)
-    run = small_run(tmp_path / "run", windows="stream", reset_state=True)
-    interrupt(wm, "window_loss", 4, lambda: wm.train_mdnrnn(run, progress=False))  # dies computing step 4
-    resumed, history = wm.train_mdnrnn(run, progress=False)
+    ref, _ = wm.train_mdnrnn(*small_run(tmp_path / "ref", windows="stream", reset_state=True), progress=False)
+    run, lat = small_run(tmp_path / "run", windows="stream", reset_state=True)
+    interrupt(wm, "window_loss", 4, lambda: wm.train_mdnrnn(run, lat, progress=False))  # dies computing step 4
+    resumed, history = wm.train_mdnrnn(run, lat, progress=False)
     assert history[-1]["step"] == 6
     for a, b in zip(ref.state_dict().values(), resumed.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)

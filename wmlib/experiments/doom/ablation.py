@@ -4,8 +4,8 @@ with the same budget, then C trained in its dream at `doom.ablation.tau` and sco
 is a screening one (`doom.<scale>.ablation_budget`: shorter M training, a smaller CMA-ES in one phase), so that
 all variants fit in a few hours; the main pipeline then trains with the winning switches at its full budget.
 
-A variant lives in data/<scale>/doom/ablation/<variant>/ (and results/...), with links to the shared V and
-latents, so the steps of the main pipeline run on it unchanged. Two DVC stages per variant, each resuming from
+A variant lives in data/<scale>/doom/ablation/<variant>/ (and results/...), with links to the shared rollouts and
+V, so the steps of the main pipeline run on it unchanged. Two DVC stages per variant, each resuming from
 its checkpoints: `python -m wmlib.experiments.doom.ablation mdnrnn --variant NAME`, then `controller`; notebook
 17 gathers them into the table (and runs any variant whose outputs are missing).
 """
@@ -18,18 +18,19 @@ from scipy.stats import bootstrap
 
 from ...evaluation import EvalResult
 from ...io import load_json, save_csv
+from ..world_models import load_vae
 from . import Run, setup
 from .controller import evaluate_tau, train_controller
 from .table import exploitation, real_moves
-from .world_model import train_mdnrnn
+from .world_model import encode_rollouts, train_mdnrnn
 
-SHARED = ("vae.pt", "latents.npz")  # made by the main pipeline, used by every variant
+SHARED = ("rollouts", "vae.pt")  # made by the main pipeline, used by every variant
 
 
 def variant_run(run: Run, variant: str) -> Run:
     """The run of one ablation variant: M's switches replaced by the variant's, M's and CMA-ES's budgets by the
     screening budget (CMA-ES in one phase), one tau (the ablation's), its own folders, with links to the main
-    pipeline's V and latents."""
+    pipeline's rollouts and V."""
     ablation, budget = run.params.ablation, run.params.ablation_budget
     if variant not in ablation.variants:
         raise ValueError(f"doom.ablation.variants has no variant {variant!r} (it has {sorted(ablation.variants)})")
@@ -48,8 +49,9 @@ def variant_run(run: Run, variant: str) -> Run:
 
 
 def train_variant_mdnrnn(run: Run, variant: str, progress: bool = True):
-    """Stage 1 of a variant: its M."""
-    return train_mdnrnn(variant_run(run, variant), progress)
+    """Stage 1 of a variant: its M, on the rollouts encoded by the shared V."""
+    vrun = variant_run(run, variant)
+    return train_mdnrnn(vrun, encode_rollouts(vrun, load_vae(vrun)), progress)
 
 
 def train_variant_controller(run: Run, variant: str, moves_episodes: int = 10, dreams: int = 4) -> dict:
@@ -70,7 +72,7 @@ def run_variant(run: Run, variant: str):
     them; elsewhere, as in CI's notebook run, this makes them)."""
     vrun = variant_run(run, variant)
     if not (vrun.data / "mdnrnn.pt").exists():
-        train_mdnrnn(vrun, progress=False)
+        train_variant_mdnrnn(run, variant, progress=False)
     if not (vrun.results / "exploitation.csv").exists():
         train_variant_controller(run, variant)
 

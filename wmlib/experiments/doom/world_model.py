@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from ... import training
 from ...data.rollouts import INDEX, RolloutStore
 from ...envs.takecover import ACTION_TO_MOVE, HeldRandomPolicy
-from ...io import atomic_path, load_json, load_torch, save_csv, save_json, save_torch
+from ...io import load_json, load_torch, save_csv, save_json, save_torch
 from ...models.dream import BatchedDream, done_loss, quantize_action
 from ...models.mdnrnn import MDNRNN, mdn_nll
 from ...models.vae import ConvVAE
@@ -42,8 +42,9 @@ def held_actions(seed: int, hold, moves: np.ndarray) -> np.ndarray:
 def encode_rollouts(run: Run, vae: ConvVAE) -> dict:
     """Every kept episode encoded and laid end to end: mu, logvar (N, z), move (N,) in {-1, 0, 1}, action (N,)
     the continuous action in [-1, 1] (= move where the rollouts' policy cannot be replayed), restart (N,) 1 on
-    each first frame, done (N,) 1 on a frame where the agent died, all float32; saved to
-    data/<scale>/doom/latents.npz (called by wmlib.experiments.world_models.train_vae)."""
+    each first frame, done (N,) 1 on a frame where the agent died, all float32. In memory only (minutes at
+    `default`): M's stages read the rollouts and vae.pt, both reproducible or kept in git, so losing the DVC cache
+    never makes them stale."""
     store = RolloutStore(run.data / "rollouts")
     meta = load_json(store.root / INDEX)["meta"]
     parts = {k: [] for k in ("mu", "logvar", "move", "action", "restart", "done")}
@@ -57,21 +58,12 @@ def encode_rollouts(run: Run, vae: ConvVAE) -> dict:
         done[-1] = float(T < meta["max_steps"])  # the agent died; an episode that reached the cap was cut
         for k, v in zip(parts, (mu, logvar, move, action, restart, done)):
             parts[k].append(v)
-    out = {k: np.concatenate(v) for k, v in parts.items()}
-    with atomic_path(run.data / "latents.npz") as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **out)
-    return out
+    return {k: np.concatenate(v) for k, v in parts.items()}
 
 
 def episode_ends(restart: np.ndarray) -> np.ndarray:
     """1 on each episode's last frame of the stream (the frame before a restart flag, and the stream's last)."""
     return np.append(restart[1:], 1).astype(np.float32)
-
-
-def load_latents(run: Run) -> dict:
-    with np.load(run.data / "latents.npz") as f:
-        return dict(f)
 
 
 def make_mdnrnn(z_size: int, hidden: int, mixtures: int) -> MDNRNN:
@@ -149,13 +141,13 @@ class WindowSampler:
         return self.p.windows == "stream" and step % self.per_epoch != 0
 
 
-def train_mdnrnn(run: Run, progress: bool = True) -> tuple[MDNRNN, list[dict]]:
-    """Teacher-forced on windows of the episode stream (`mdnrnn.windows`), z re-sampled from (mu, logvar) each
+def train_mdnrnn(run: Run, lat: dict, progress: bool = True) -> tuple[MDNRNN, list[dict]]:
+    """On `lat` (encode_rollouts'): teacher-forced on windows of the episode stream (`mdnrnn.windows`), z re-sampled
+    from (mu, logvar) each
     batch, on the run's device (windows and noise drawn on the CPU, the same on every device). Checkpoints
     about once a minute and resumes (with the carried LSTM state). Returns (M, history of {step, nll,
     done_loss, lr})."""
     p, seed, device = run.params.mdnrnn, run.params.seed, run.device
-    lat = load_latents(run)
     N = len(lat["mu"])
     sampler = WindowSampler(lat["restart"], p, seed)
     ckpt, state_file = run.data / "mdnrnn.ckpt", run.data / "mdnrnn.state.pt"
