@@ -1,0 +1,35 @@
+"""The pipeline outputs kept in git (`cache: false` under data/ in dvc.yaml: World Models' V, M, C and CMA-ES
+checkpoints) are not ignored by git, or they would be silently lost with the machine's DVC cache."""
+import subprocess
+
+import pytest
+from dvc.repo import Repo
+
+from wmlib.paths import ROOT
+
+
+def git_outputs() -> list[str]:
+    """Every `cache: false` output under data/ at the committed scale; a directory as a file inside it."""
+    with Repo(str(ROOT)) as repo:
+        outs = [o.def_path for s in repo.index.stages for o in s.outs if not o.use_cache]
+    return sorted(p if p.endswith((".pt", ".pkl")) else f"{p}/file.pt" for p in outs if p.startswith("data/"))
+
+
+OUTPUTS = git_outputs()
+
+
+def ignored(path: str) -> bool:
+    return subprocess.run(["git", "check-ignore", "-q", path], cwd=ROOT).returncode == 0
+
+
+def test_world_models_checkpoints_are_kept_in_git():
+    assert "data/default/carracing/vae.pt" in OUTPUTS and "data/default/doom/cmaes/1.15-4.pkl" in OUTPUTS
+
+
+@pytest.mark.parametrize("path", OUTPUTS)
+def test_git_output_is_not_ignored(path):
+    assert not ignored(path), f"{path}: a cache: false output of dvc.yaml, but .gitignore ignores it"
+
+
+def test_cached_data_stays_ignored():
+    assert ignored("data/default/carracing/rollouts/ep_0000000.npz") and ignored("data/default/doom/mdnrnn.ckpt")
