@@ -143,10 +143,9 @@ class WindowSampler:
 
 def train_mdnrnn(run: Run, lat: dict, progress: bool = True) -> tuple[MDNRNN, list[dict]]:
     """On `lat` (encode_rollouts'): teacher-forced on windows of the episode stream (`mdnrnn.windows`), z re-sampled
-    from (mu, logvar) each
-    batch, on the run's device (windows and noise drawn on the CPU, the same on every device). Checkpoints
-    about once a minute and resumes (with the carried LSTM state). Returns (M, history of {step, nll,
-    done_loss, lr})."""
+    from (mu, logvar) each batch, on the run's device (windows and noise drawn on the CPU, the same on every
+    device). Checkpoints about once a minute and resumes (with the carried LSTM state). Returns (M, history of
+    {step, nll, done_loss, lr})."""
     p, seed, device = run.params.mdnrnn, run.params.seed, run.device
     N = len(lat["mu"])
     sampler = WindowSampler(lat["restart"], p, seed)
