@@ -1,5 +1,6 @@
 """The pipeline outputs kept in git (`cache: false` under data/ in dvc.yaml: World Models' V, M, C and CMA-ES
-checkpoints) are not ignored by git, or they would be silently lost with the machine's DVC cache."""
+checkpoints, the MuJoCo and PETS runs' final weights) are not ignored by git, or they would be silently lost with the
+machine's DVC cache."""
 import subprocess
 
 import pytest
@@ -9,10 +10,10 @@ from wmlib.paths import ROOT
 
 
 def git_outputs() -> list[str]:
-    """Every `cache: false` output under data/ at the committed scale; a directory as a file inside it."""
+    """Every `cache: false` output under data/ at the committed scale; a directory as a run's final weights in it."""
     with Repo(str(ROOT)) as repo:
         outs = [o.def_path for s in repo.index.stages for o in s.outs if not o.use_cache]
-    return sorted(p if p.endswith((".pt", ".pkl")) else f"{p}/file.pt" for p in outs if p.startswith("data/"))
+    return sorted(p if p.endswith((".pt", ".pkl")) else f"{p}/run/agent.pt" for p in outs if p.startswith("data/"))
 
 
 OUTPUTS = git_outputs()
@@ -24,6 +25,8 @@ def ignored(path: str) -> bool:
 
 def test_world_models_checkpoints_are_kept_in_git():
     assert "data/default/carracing/vae.pt" in OUTPUTS and "data/default/doom/cmaes/1.15-4.pkl" in OUTPUTS
+    assert "data/default/mujoco/dreamer/full/gym/Hopper-v5/seed2/agent.pt" in OUTPUTS
+    assert "data/default/pets/full/dmc/walker-walk/seed0/agent.pt" in OUTPUTS
 
 
 @pytest.mark.parametrize("path", OUTPUTS)
@@ -33,3 +36,7 @@ def test_git_output_is_not_ignored(path):
 
 def test_cached_data_stays_ignored():
     assert ignored("data/default/carracing/rollouts/ep_0000000.npz") and ignored("data/default/doom/mdnrnn.ckpt")
+    for run in ("mujoco/tdmpc/full/dmc/walker-walk/seed0", "pets/full/dmc/walker-walk/seed0",
+                "mujoco/tdmpc/ablations/no_simnorm/dmc/cartpole-swingup/seed0"):
+        assert ignored(f"data/default/{run}/checkpoint.pt")  # with its replay buffer: large, and gone when it ends
+    assert ignored("data/default/mujoco/sac/full/gym/Hopper-v5/seed0/replay.pkl")

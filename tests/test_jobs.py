@@ -3,9 +3,10 @@ notebooks train only the jobs that have not finished."""
 import contextlib
 from types import SimpleNamespace
 
+import pytest
 import yaml
 
-from wmlib.experiments.mujoco import train
+from wmlib.experiments.mujoco import WEIGHTS, train
 from wmlib.io import save_json
 from wmlib.paths import ROOT
 
@@ -21,8 +22,9 @@ def test_job_stages_cover_every_task_and_seed_and_write_where_run_dir_does(tmp_p
         outs = [next(iter(o)) if isinstance(o, dict) else o for o in stage["outs"]]
         resolved = {o.replace("${item.task}", task).replace("${item.seed}", str(seed)).replace("${scale}", "smoke")
                     for o in outs}
-        assert resolved == {str(train.run_dir(tmp_path / root, learner, task, seed).relative_to(tmp_path))
-                            for root in ("data/smoke/mujoco", "results/smoke/mujoco")}
+        data, results = (train.run_dir(tmp_path / root, learner, task, seed).relative_to(tmp_path)
+                         for root in ("data/smoke/mujoco", "results/smoke/mujoco"))
+        assert resolved == {str(data / WEIGHTS), str(results)}
         assert "--task ${item.task} --seed ${item.seed}" in stage["cmd"]
 
 
@@ -49,8 +51,9 @@ def test_width_job_stages_write_where_run_dir_puts_the_wide_variant(tmp_path):
     outs = [next(iter(o)) for o in stage["do"]["outs"]]
     resolved = {o.replace("${mujoco.width_study.task}", task).replace("${item}", str(seed))
                 .replace("${scale}", "smoke") for o in outs}
-    assert resolved == {str(train.run_dir(tmp_path / root, "tdmpc", task, seed, "wide").relative_to(tmp_path))
-                        for root in ("data/smoke/mujoco", "results/smoke/mujoco")}
+    data, results = (train.run_dir(tmp_path / root, "tdmpc", task, seed, "wide").relative_to(tmp_path)
+                     for root in ("data/smoke/mujoco", "results/smoke/mujoco"))
+    assert resolved == {str(data / WEIGHTS), str(results)}
     assert "--variant wide" in stage["do"]["cmd"]
 
 
@@ -76,3 +79,31 @@ def test_job_entry_point_checks_the_job_and_runs_its_learners_function(monkeypat
         job.main(["--scale", "smoke", "--learner", "sac", "--task", "dmc/nope", "--seed", "1"])
     with pytest.raises(SystemExit, match="--variant wide: only for --learner tdmpc"):
         job.main(args + ["--learner", "dreamer", "--variant", "wide"])
+
+
+@pytest.mark.parametrize("learner", ["dreamer", "sac"])
+def test_a_finished_job_keeps_only_its_final_weights_and_they_are_the_evaluated_agent(tmp_path, learner):
+    """A job that ends deletes its checkpoint (so a rerun starts over) and keeps agent.pt, which the notebooks'
+    load_agent and the weights_mujoco stage read. Dreamer's and SAC's evaluation acts deterministically, so the
+    release's player rebuilt from agent.pt scores exactly the job's final returns (TD-MPC's planner samples: its
+    agent.pt is checked against an uninterrupted run's in test_resume.py)."""
+    from wmlib.envs.mujoco_tasks import eval_seeds
+    from wmlib.experiments.mujoco import dreamer
+    from wmlib.experiments.mujoco.params import BudgetParams, MujocoParams
+    from wmlib.params import load_params
+    from wmlib.release import mujoco as release
+
+    task = "dmc/cartpole-swingup"
+    p = load_params(MujocoParams, "smoke")
+    budgets = {**p.budgets, task: BudgetParams(frames=400, eval_every=400)}
+    p = p.model_copy(update={"device": "cpu", "budgets": budgets})
+    shared, seed = (p, tmp_path / "data", tmp_path / "results"), p.seeds[0]
+    if learner == "sac":
+        result = train.train_sac(shared, (task, seed))
+    else:
+        result = dreamer.train_dreamer(shared, (task, seed, "full"))
+        dreamer.load_agent(p, tmp_path / "data", task, seed)  # loads strictly
+    assert [f.name for f in train.run_dir(tmp_path / "data", learner, task, seed).iterdir()] == [WEIGHTS]
+    (net,) = release.networks(tmp_path / "data", p).values()
+    player = release.Player(net.tensors, net.meta)
+    assert player.evaluate(eval_seeds(p.evaluation.episodes)).returns == result["returns"]

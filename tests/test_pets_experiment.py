@@ -29,9 +29,10 @@ def test_dvc_runs_every_job_of_every_scale(scale):
     expanded = [(t, s, "full") for t in raw["tasks"] for s in raw["seeds"]]
     expanded += [(raw["ablation_task"], raw["ablation_seed"], v) for v in raw["ablations"]]
     assert expanded == p.jobs()
-    assert list(full["outs"][1]) == ["results/${scale}/pets/full/${item.task}/seed${item.seed}"]
-    out = list(ablation["do"]["outs"][1])[0]
-    assert out == "results/${scale}/pets/ablations/${item}/${pets.ablation_task}/seed${pets.ablation_seed}"
+    runs = {"pets/full/${item.task}/seed${item.seed}": full["outs"],
+            "pets/ablations/${item}/${pets.ablation_task}/seed${pets.ablation_seed}": ablation["do"]["outs"]}
+    for run, outs in runs.items():  # a job's final weights, its curve and evaluation
+        assert [list(o)[0] for o in outs] == [f"data/${{scale}}/{run}/agent.pt", f"results/${{scale}}/{run}"]
 
 
 def test_the_layout_is_the_mujoco_learners(tmp_path):
@@ -105,7 +106,7 @@ train_pets((p, root / "data", root / "results"), ("dmc/cartpole-swingup", 0, "fu
 
 
 def test_a_job_is_reproducible(tmp_path):
-    """Same seed, two processes: the same ensemble, data and evaluation returns."""
+    """Same seed, two processes: the same ensemble, fits and evaluation returns."""
     for run in ("a", "b"):
         subprocess.run([sys.executable, "-c", JOB, str(tmp_path / run)], check=True, capture_output=True)
     assert_same_run(tmp_path / "a", tmp_path / "b")
@@ -113,10 +114,10 @@ def test_a_job_is_reproducible(tmp_path):
 
 def assert_same_run(a, b):
     job = "full/dmc/cartpole-swingup/seed0"
-    ca, cb = (load_torch(r / "data" / job / "checkpoint.pt") for r in (a, b))
-    for part in ("ensemble", "data"):
-        assert ca[part].keys() == cb[part].keys()
-        assert all(torch.equal(ca[part][k], cb[part][k]) for k in ca[part]), part
+    for r in (a, b):  # a finished job keeps its final weights only: a rerun starts over
+        assert sorted(f.name for f in (r / "data" / job).iterdir()) == ["agent.pt"]
+    ca, cb = (load_torch(r / "data" / job / "agent.pt")["ensemble"] for r in (a, b))
+    assert ca.keys() == cb.keys() and all(torch.equal(ca[k], cb[k]) for k in ca)
     ra, rb = (json.loads((r / "results" / job / "eval.json").read_text()) for r in (a, b))
     assert ra["returns"] == rb["returns"] and ra["fits"] == rb["fits"] >= 1 and ra["episodes"] == rb["episodes"]
 

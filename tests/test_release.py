@@ -228,7 +228,7 @@ def test_committed_mujoco_weights_reproduce_the_stored_evaluation(learner):
                       stored["returns"][:len(seeds)])
 
 
-# --- tiny MuJoCo weights: every learner's checkpoint found, exported and rebuilt ----------------------------------
+# --- tiny MuJoCo weights: every learner's final weights found, exported and rebuilt ----------------------------
 
 def test_mujoco_runs_are_found_exported_and_rebuilt(tmp_path):
     from stable_baselines3 import SAC
@@ -245,13 +245,14 @@ def test_mujoco_runs_are_found_exported_and_rebuilt(tmp_path):
     p = p.model_copy(update={"seeds": [3, 4], "dreamer": p.dreamer.model_copy(update={"pixels": True})})
     data = tmp_path / "data"
     agents = {"tdmpc": train.make_agent(p, task), "dreamer": dreamer.make_agent(p, task)}
-    for learner, agent in agents.items():
-        for seed in (3, 4):  # seed 4: in the DVC cache, not released
-            save_torch({"agent": agent.state_dict()}, train.run_dir(data, learner, task, seed) / "checkpoint.pt")
-    save_torch({"agent": agents["tdmpc"].state_dict()}, train.run_dir(data, "tdmpc", task, 3, "no_simnorm") /
-               "checkpoint.pt")  # an ablation: not released
     sac = SAC("MlpPolicy", make_env(task, p.tasks[task].action_repeat, p.evaluation.max_frames), device="cpu")
-    sac.save(train.run_dir(data, "sac", task, 3) / "model.zip")
+    weights = {"tdmpc": {"model": agents["tdmpc"].model.state_dict()},  # as the jobs write them (agent.pt)
+               "dreamer": {"wm": agents["dreamer"].wm.state_dict(), "ac": agents["dreamer"].ac.state_dict()},
+               "sac": {"policy": {k: v for k, v in sac.policy.state_dict().items() if k.startswith("actor.")}}}
+    for learner, state in weights.items():
+        for seed in (3, 4):  # seed 4: not released
+            save_torch(state, train.run_dir(data, learner, task, seed) / "agent.pt")
+    save_torch(weights["tdmpc"], train.run_dir(data, "tdmpc", task, 3, "no_simnorm") / "agent.pt")  # not released
     nets = mujoco.networks(data, p)
     names = {mujoco.agent_name(n.meta["learner"], n.meta["task"], n.meta["seed"]): [s] for s, n in nets.items()}
     assert sorted(names) == [f"{learner}/{task}/seed3" for learner in ("dreamer", "sac", "tdmpc")]
@@ -304,7 +305,7 @@ def test_committed_weights_fit_the_budget():
 
 @pytest.fixture(scope="module")
 def pets_weights(tmp_path_factory):
-    """A random smoke-size ensemble (standardisers included) saved as pets_job checkpoints of seeds 0 and 1 of
+    """A random smoke-size ensemble (standardisers included) saved as the final weights of pets_job seeds 0 and 1 of
     cartpole-swingup, exported as the weights_pets stage does -> (params, data folder, weights folder)."""
     from wmlib.envs.mujoco_tasks import make_env
     from wmlib.experiments.pets import train
@@ -319,10 +320,9 @@ def pets_weights(tmp_path_factory):
     _, ens = train.make_agent(p, env.observation_space.shape[0], env.action_space.shape[0], "full", 0)
     for norm in (ens.in_norm, ens.out_norm):  # a loader that forgot the buffers would plan differently
         norm.mean.normal_(), norm.std.uniform_(0.5, 2.0)
-    data = {"obs": torch.zeros(1, ens.obs_dim), "action": torch.zeros(1, ens.action_dim)}  # as a job's, shortened
-    for seed in p.seeds[:2]:  # seed 1: in the DVC cache, not released
-        save_torch({"ensemble": ens.state_dict(), "data": data}, train.run_dir(tmp / "data", task, seed) /
-                   "checkpoint.pt")
+    for seed in p.seeds[:2]:  # seed 1: not released
+        save_torch({"ensemble": ens.state_dict(), "obs_dim": ens.obs_dim, "action_dim": ens.action_dim},
+                   train.run_dir(tmp / "data", task, seed) / "agent.pt")  # as a job writes its final weights
     nets = pets.networks(tmp / "data", p)
     assert list(nets) == ["dmc_cartpole-swingup_seed0"] and not nets["dmc_cartpole-swingup_seed0"].fp16_candidate
     m = release.export(tmp / "weights", "pets", "smoke", nets, {f"{task}/seed0": ["dmc_cartpole-swingup_seed0"]},
@@ -332,7 +332,7 @@ def pets_weights(tmp_path_factory):
 
 
 def test_pets_weights_plan_as_the_trained_agent(pets_weights):
-    """The released ensemble is the checkpoint's, and its episodes are those of the training code's own agent
+    """The released ensemble is the job's, and its episodes are those of the training code's own agent
     (wmlib.experiments.pets.train.load_agent) with the planner seeded by each episode's seed."""
     from wmlib.envs.mujoco_tasks import make_env
     from wmlib.evaluation import run_episode
@@ -342,7 +342,7 @@ def test_pets_weights_plan_as_the_trained_agent(pets_weights):
     task, seeds = "dmc/cartpole-swingup", [10_000, 10_001]
     name, player, _ = play.load_player("pets", "dmc/cart", folder=weights)  # a prefix picks the run
     assert name == f"{task}/seed0"
-    agent, ens, _ = train.load_agent(p, data, task, 0)
+    agent, ens = train.load_agent(p, data, task, 0)
     for (k, a), (_, b) in zip(player.agent.ens.state_dict().items(), ens.state_dict().items(), strict=True):
         assert torch.equal(a, b), k
     env, reference = make_env(task, p.tasks[task].action_repeat, p.evaluation.max_frames), []

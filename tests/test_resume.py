@@ -7,6 +7,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -61,13 +62,15 @@ def test_interrupted_run_resumes_and_ends_as_an_uninterrupted_one(tmp_path, monk
 
     updates = count_calls(monkeypatch, agent_cls, "update")
     resumed = train_fn(shared, job)
-    final = load_torch(ckpt)
+    curve, reference = (pd.read_csv(train.run_dir(root, method, *job) / "curve.csv")
+                        for root in (tmp_path / "results", tmp_path / "ref_results"))
     # a resume, not a restart: only the updates after the checkpoint are made again
-    assert len(updates) == final["state"]["updates"] - before["updates"] > 0
+    assert len(updates) == curve.updates.iloc[-1] - before["updates"] > 0
     assert resumed["returns"] == ref["returns"]
-    reference = load_torch(train.run_dir(tmp_path / "ref", method, *job) / "checkpoint.pt")
-    assert_same_state(final["agent"], reference["agent"])
-    assert [c["mean"] for c in final["state"]["curve"]] == [c["mean"] for c in reference["state"]["curve"]]
+    assert_same_state(*(load_torch(train.run_dir(root, method, *job) / "agent.pt")
+                        for root in (tmp_path / "data", tmp_path / "ref")))
+    assert curve["mean"].tolist() == reference["mean"].tolist()
+    assert not ckpt.exists()  # a finished job keeps its final weights only: a rerun starts over
 
 
 KILL_SCRIPT = textwrap.dedent("""
@@ -136,6 +139,7 @@ def test_world_model_killed_mid_run_resumes_and_matches_an_uninterrupted_one(tmp
 
 
 def test_model_based_agent_killed_mid_run_resumes_and_matches_an_uninterrupted_one(tmp_path):
+    from wmlib.experiments.mujoco import train
     from wmlib.experiments.mujoco.train import run_dir
     ref, run = tmp_path / "ref", tmp_path / "run"
     assert run_kill_script("tdmpc", ref).returncode == 0
@@ -144,10 +148,11 @@ def test_model_based_agent_killed_mid_run_resumes_and_matches_an_uninterrupted_o
     ckpt = run_dir(run / "data", "tdmpc", TASK, 0) / "checkpoint.pt"
     assert load_torch(ckpt)["state"]["step"] == 50  # the checkpoint after episode 2 survives: one period lost
     resumed = run_kill_script("tdmpc", run)
-    assert resumed.returncode == 0
-    final, reference = load_torch(ckpt), load_torch(run_dir(ref / "data", "tdmpc", TASK, 0) / "checkpoint.pt")
-    assert final["state"]["step"] == reference["state"]["step"] == 100
+    assert resumed.returncode == 0 and not ckpt.exists()
+    final, reference = (pd.read_csv(run_dir(root / "results", "tdmpc", TASK, 0) / "curve.csv") for root in (run, ref))
+    assert final.frames.iloc[-1] == reference.frames.iloc[-1] == 800  # 100 agent steps
     # a resume, not a restart: only the updates after step 50 are made again
-    assert f"steps trained: {final['state']['updates'] - 50}\n" in resumed.stdout
-    assert_same_state(final["agent"], reference["agent"])
-    assert np.allclose([c["mean"] for c in final["state"]["curve"]], [c["mean"] for c in reference["state"]["curve"]])
+    assert f"steps trained: {final.updates.iloc[-1] - 50}\n" in resumed.stdout
+    assert_same_state(*(load_torch(run_dir(root / "data", "tdmpc", TASK, 0) / "agent.pt") for root in (run, ref)))
+    train.load_agent(load_params(MujocoParams, "smoke"), run / "data", TASK, 0)  # the notebooks' reader, strictly
+    assert np.allclose(final["mean"], reference["mean"])

@@ -1,14 +1,14 @@
 """Release weights: the final trained agents as safetensors files committed to git, with a manifest.
 
 One DVC stage per experiment (`weights_<experiment>`: `python -m wmlib.release.<experiment> --scale S`) reads that
-experiment's final checkpoints (DVC-cached) and writes results/<scale>/weights/<experiment>/: one `.safetensors`
-file per network and `weights.json`, the manifest (each file's sha256, bytes, parameters, dtype, the checkpoint it
+experiment's final weights (in data/) and writes results/<scale>/weights/<experiment>/: one `.safetensors` file per
+network and `weights.json`, the manifest (each file's sha256, bytes, parameters, dtype, the checkpoint it
 came from and the stage that made that checkpoint; the git commit; which files each agent needs). One manifest per
 experiment because DVC lets one output belong to one stage only, and one stage per experiment so a CarRacing rerun
 does not re-export Doom. Each experiment's module (wmlib.release.carracing, .doom, .mujoco, .pets) says how to export
 its checkpoints and how to build a `Player` (evaluate on seeds, record one episode) from the tensors. MuJoCo and PETS
-release the first seed of each task only (the 60 MB budget: wmlib.release.budget); the other seeds' checkpoints stay
-in the DVC cache.
+release the first seed of each task only (the 60 MB budget: wmlib.release.budget); the other seeds' final weights
+stay in data/ only.
 
 fp16: a network is stored in float16 only where the stage's own check shows the agents' returns unchanged: on the
 first `CHECK_EPISODES` evaluation seeds, every episode's return with the fp16-rounded weights is within

@@ -74,7 +74,7 @@ def mujoco(scale: str, seeds: list[int] | None = None) -> list[dict]:
     for task in p.budgets:
         env = make_env(task, p.tasks[task].action_repeat, p.evaluation.max_frames)
         states = {"tdmpc": train.make_agent(p, task).state_dict(), "dreamer": dreamer.make_agent(p, task).state_dict(),
-                  "sac": SAC("MlpPolicy", env, device="cpu").policy.state_dict()}
+                  "sac": {"policy": SAC("MlpPolicy", env, device="cpu").policy.state_dict()}}
         env.close()
         rows += [file_row("mujoco", rm.stem(learner, task, seed), rm.acting_tensors(learner, states[learner]),
                           rm.meta(learner, task, seed, p))

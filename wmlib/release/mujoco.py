@@ -1,6 +1,6 @@
 """MuJoCo's release weights: every TD-MPC, Dreamer and SAC run of variant `full` with the first seed of
-`mujoco.seeds` (`released_seed`), one file each, found by globbing the runs' final checkpoints (so new tasks or
-learners' folders need no change here). The other seeds' checkpoints stay in the DVC cache: three seeds of every
+`mujoco.seeds` (`released_seed`), one file each, found by globbing the runs' final weights (agent.pt; so new tasks
+or learners' folders need no change here). The other seeds' final weights stay in data/ only: three seeds of every
 learner and task would take the release past its 60 MB budget (wmlib.release.budget).
 Agent names: `<learner>/<task>/seed<seed>`, e.g. `tdmpc/dmc/cartpole-swingup/seed0`.
 
@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from ..envs.mujoco_tasks import eval_seeds, make_env
-from ..experiments.mujoco import dreamer, setup, train
+from ..experiments.mujoco import WEIGHTS, dreamer, setup, train
 from ..experiments.mujoco.params import MujocoParams
 from ..io import load_torch
 from . import Network, publish
@@ -27,7 +27,6 @@ from .control import ControlPlayer, released_seed
 
 EXPERIMENT = "mujoco"
 LEARNERS = ("tdmpc", "dreamer", "sac")
-CHECKPOINT = {"tdmpc": "checkpoint.pt", "dreamer": "checkpoint.pt", "sac": "model.zip"}
 DREAMER_ACTING = ("encoder.", "rssm.")  # the parts of Dreamer's world model that filter observations while acting
 
 
@@ -75,33 +74,26 @@ def make_players(tensors: dict, metas: dict, evaluation: dict) -> dict[str, Play
 
 
 def runs(data, seed: int) -> list[tuple[str, str, int, object]]:
-    """(learner, task, seed, checkpoint path) of every `full` run of `seed` with a last checkpoint under
-    data/<scale>/mujoco/."""
+    """(learner, task, seed, final weights' path) of every finished `full` run of `seed` under data/<scale>/mujoco/."""
     found = []
     for learner in LEARNERS:
         full = Path(data) / learner / "full"  # train.run_dir: <learner>/full/<task as a path>/seed<k>/
-        for path in sorted(full.glob(f"*/*/seed{seed}/{CHECKPOINT[learner]}")):
+        for path in sorted(full.glob(f"*/*/seed{seed}/{WEIGHTS}")):
             found.append((learner, path.parent.parent.relative_to(full).as_posix(), seed, path))
     return found
 
 
 def acting_tensors(learner: str, state: dict) -> dict[str, torch.Tensor]:
-    """What acting needs from an agent's state_dict (SAC: its policy's): TD-MPC's latent model, Dreamer's encoder,
-    RSSM and actor, SAC's actor."""
+    """What acting needs from a run's final weights (agent.pt; or an agent's state_dict, SAC's as {"policy": its
+    policy's}): TD-MPC's latent model, Dreamer's encoder, RSSM and actor, SAC's actor."""
     if learner == "sac":
-        return {k: v for k, v in state.items() if k.startswith("actor.")}
+        return {k: v for k, v in state["policy"].items() if k.startswith("actor.")}
     if learner == "tdmpc":
         return state["model"]
     return {**{f"wm.{k}": v for k, v in state["wm"].items() if k.startswith(DREAMER_ACTING)},
             **{k: v for k, v in state["ac"].items() if k.startswith("actor.")}}
 
 
-def release_tensors(learner: str, path) -> dict[str, torch.Tensor]:
-    """What acting needs from a run's final checkpoint."""
-    if learner == "sac":
-        from stable_baselines3 import SAC
-        return acting_tensors(learner, SAC.load(path, device="cpu").policy.state_dict())
-    return acting_tensors(learner, load_torch(path)["agent"])
 
 
 def stem(learner: str, task: str, seed: int) -> str:
@@ -114,8 +106,9 @@ def meta(learner: str, task: str, seed: int, p: MujocoParams) -> dict:
 
 
 def networks(data, p: MujocoParams) -> dict[str, Network]:
-    """The released runs' (`released_seed`) final checkpoints as float32 release networks."""
-    return {stem(learner, task, seed): Network(release_tensors(learner, path), meta(learner, task, seed, p), path)
+    """The released runs' (`released_seed`) final weights as float32 release networks."""
+    return {stem(learner, task, seed): Network(acting_tensors(learner, load_torch(path)), meta(learner, task, seed, p),
+                                               path)
             for learner, task, seed, path in runs(data, released_seed(p))}
 
 

@@ -1,12 +1,12 @@
 """PETS's release weights: the probabilistic ensemble of each task's `full` run with the first seed of `pets.seeds`
-(wmlib.release.control.released_seed; the other seeds' checkpoints stay in the DVC cache), one file each.
+(wmlib.release.control.released_seed; the other seeds' final weights stay in data/ only), one file each.
 Agent names: `<task>/seed<seed>`, e.g. `dmc/cartpole-swingup/seed0`.
 
     python -m wmlib.release.pets --scale default   # the weights_pets stage
 
-A file holds the ensemble's state (weights, log-variance bounds, input and target standardisers; not the
-transitions of the checkpoint); the planner (CEM with trajectory sampling, wmlib.control.pets) is rebuilt from the
-scale's PETSParams stored in the file's header. Each episode seeds the planner's generator with the episode's seed,
+A file holds the ensemble's state (weights, log-variance bounds, input and target standardisers); the planner
+(CEM with trajectory sampling, wmlib.control.pets) is rebuilt from the scale's PETSParams stored in the file's
+header. Each episode seeds the planner's generator with the episode's seed,
 so an episode is repeatable from the weights alone; the training job's final evaluation drew from the generator where
 training had left it: same distribution, other numbers.
 """
@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from ..envs.mujoco_tasks import eval_seeds
+from ..experiments.mujoco import WEIGHTS
 from ..experiments.pets import setup
 from ..experiments.pets.params import PETSParams
 from ..experiments.pets.train import make_agent
@@ -60,10 +61,10 @@ def meta(task: str, seed: int, p: PETSParams) -> dict:
 
 
 def networks(data, p: PETSParams) -> dict[str, Network]:
-    """The ensemble of every `full` run of the released seed with a checkpoint under data/<scale>/pets/ (the layout
-    of wmlib.experiments.pets.train.run_dir) as a float32 release network."""
+    """The ensemble of every finished `full` run of the released seed under data/<scale>/pets/ (its final weights,
+    in the layout of wmlib.experiments.pets.train.run_dir) as a float32 release network."""
     full, seed, nets = Path(data) / "full", released_seed(p), {}
-    for path in sorted(full.glob(f"*/*/seed{seed}/checkpoint.pt")):  # <task as a path>/seed<k>/
+    for path in sorted(full.glob(f"*/*/seed{seed}/{WEIGHTS}")):  # <task as a path>/seed<k>/
         task = path.parent.parent.relative_to(full).as_posix()
         nets[f"{task.replace('/', '_')}_seed{seed}"] = Network(load_torch(path)["ensemble"], meta(task, seed, p), path)
     return nets

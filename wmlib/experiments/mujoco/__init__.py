@@ -17,6 +17,9 @@ from .. import Run
 from .params import MujocoParams
 
 EXPERIMENT = MujocoParams.section
+# a training job's files in its run folder under data/ (train.run_dir; PETS's jobs too): the checkpoint it resumes
+# from while it runs, deleted when it ends, and its final weights (small: kept in git at the committed scale)
+CHECKPOINT, WEIGHTS = "checkpoint.pt", "agent.pt"
 
 
 def setup(scale: str | None = None) -> Run:

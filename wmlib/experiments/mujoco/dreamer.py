@@ -17,6 +17,7 @@ from ...device import autocast
 from ...envs.mujoco_tasks import make_env
 from ...io import load_torch
 from ...models.world_model import WorldModel, WorldModelConfig
+from . import WEIGHTS
 from .params import DreamerParams, MujocoParams
 from .train import run_dir, train_missing, train_model_based
 
@@ -171,8 +172,10 @@ def make_agent(p: MujocoParams, task: str, variant: str = "full", device="cpu") 
 
 
 def load_agent(p: MujocoParams, data, task: str, seed: int, variant: str = "full", device="cpu") -> Dreamer:
+    """A finished job's Dreamer: its world model and actor-critic from the job's final weights (WEIGHTS)."""
     agent = make_agent(p, task, variant, device)
-    agent.load_state_dict(load_torch(run_dir(data, "dreamer", task, seed, variant) / "checkpoint.pt")["agent"])
+    saved = load_torch(run_dir(data, "dreamer", task, seed, variant) / WEIGHTS)
+    agent.wm.load_state_dict(saved["wm"]), agent.ac.load_state_dict(saved["ac"])
     return agent
 
 
@@ -188,7 +191,8 @@ def train_dreamer(shared, job) -> dict:
         updates_due=lambda step, seed_steps, total:
             tp.updates * max(0, step - seed_steps) // max(1, total - seed_steps),
         seq_len=tp.seq_len, train_params=tp, pixels=p.dreamer.pixels,
-        extras=lambda agent, state: {"updates": state["updates"], "parameters": sum(agent.num_parameters().values())})
+        extras=lambda agent, state: {"updates": state["updates"], "parameters": sum(agent.num_parameters().values())},
+        weights=lambda agent: {"wm": agent.wm.state_dict(), "ac": agent.ac.state_dict()})
 
 
 def train_all(run) -> list[dict]:

@@ -3,7 +3,9 @@ and Dreamer (wmlib.experiments.mujoco.dreamer), and Stable-Baselines3 SAC.
 
     python -m wmlib.experiments.mujoco.job --scale S --learner tdmpc|sac --task T --seed N   # one job (a DVC stage)
 
-Each job checkpoints at every learning-curve point and resumes from there when rerun. Under `dvc repro` every
+Each job checkpoints at every learning-curve point and resumes from there when rerun. When it ends it writes its
+final weights (`WEIGHTS`: what acting and the notebooks read, no optimiser or replay buffer; small, so kept in git at
+the committed scale) and deletes the checkpoint, so a rerun trains afresh. Under `dvc repro` every
 (learner, task, seed) is its own stage (dvc.yaml: mujoco_tdmpc_job, mujoco_sac_job, mujoco_dreamer_job), so a
 campaign is committed job by job; the notebooks then train only what is missing (the ablations, or everything
 outside DVC), in parallel on the run's WorkerPool (Ray at paper scale). Steps are agent steps; frames = steps x
@@ -25,6 +27,7 @@ from ...envs.mujoco_tasks import eval_seeds, make_env
 from ...evaluation import run_episodes, summarise
 from ...io import atomic_path, load_json, load_torch, save_csv, save_json, save_torch
 from ...models.latent_model import LatentModel
+from . import CHECKPOINT, WEIGHTS
 from .params import MujocoParams
 from .tdmpc import TDMPC, discount_for
 
@@ -71,19 +74,21 @@ def make_agent(p: MujocoParams, task: str, variant: str = "full", device="cpu") 
 
 
 def load_agent(p: MujocoParams, data: Path, task: str, seed: int, variant: str = "full", device="cpu") -> TDMPC:
+    """A finished job's TD-MPC agent, its latent model from the job's final weights (WEIGHTS)."""
     agent = make_agent(p, task, variant, device)
-    agent.load_state_dict(load_torch(run_dir(data, "tdmpc", task, seed, variant) / "checkpoint.pt")["agent"])
+    agent.model.load_state_dict(load_torch(run_dir(data, "tdmpc", task, seed, variant) / WEIGHTS)["model"])
     return agent
 
 
 def train_model_based(shared, job, method: str, make_agent, act, updates_due, seq_len: int, train_params,
-                      extras, pixels: bool = False) -> dict:
+                      extras, weights, pixels: bool = False) -> dict:
     """The loop TD-MPC and Dreamer share, for one (task, seed, variant) job: random seed steps, then acting with
     `act(agent, obs, random_action)` (random_action is None once seeding is over) and updating until
     `updates_due(step, seed_steps, total)` updates are done (`make_agent(device)` builds the agent on the device
     that params `device` resolves to in this worker); episodes are stored whole, in a buffer on that device;
     evaluation episodes every `eval_every` frames and at the end. Checkpoints to data/.../checkpoint.pt and resumes
-    from there; writes curve.csv and eval.json (the common fields, then `extras(agent, state)`) under results."""
+    from there; at the end writes curve.csv and eval.json (the common fields, then `extras(agent, state)`) under
+    results, `weights(agent)` to data/.../agent.pt, and deletes the checkpoint."""
     p, data, results = shared
     task, seed, variant = job
     ar, budget, tp = p.tasks[task].action_repeat, p.budgets[task], train_params
@@ -95,7 +100,7 @@ def train_model_based(shared, job, method: str, make_agent, act, updates_due, se
     total, seed_steps = budget.frames // ar, max(tp.min_seed_steps, tp.seed_episodes * length)
     buffer = EpisodeBuffer(total + length, length, env.observation_space.shape, env.action_space.shape[0],
                            torch.uint8 if pixels else torch.float32, device)
-    ckpt = run_dir(data, method, task, seed, variant) / "checkpoint.pt"
+    ckpt = run_dir(data, method, task, seed, variant) / CHECKPOINT
     out = run_dir(results, method, task, seed, variant)
     state = {"step": 0, "episode": 0, "updates": 0, "curve": [], "core_seconds": 0.0}
     if ckpt.exists():
@@ -156,8 +161,10 @@ def train_model_based(shared, job, method: str, make_agent, act, updates_due, se
     result = {"method": method, "task": task, "seed": seed, "variant": variant, "frames": state["step"] * ar,
               "episodes": state["episode"], "core_hours": state["core_seconds"] / 3600,
               **summarise(state["final_returns"]), **extras(agent, state)}
+    save_torch(weights(agent), ckpt.with_name(WEIGHTS))  # before eval.json, which marks the job finished
     save_csv(pd.DataFrame(state["curve"]), out / "curve.csv")
     save_json(result, out / "eval.json")
+    ckpt.unlink()
     return result
 
 
@@ -171,12 +178,14 @@ def train_tdmpc(shared, job) -> dict:
         act=lambda agent, obs, random_action: agent.act(obs, explore=True) if random_action is None else random_action,
         updates_due=lambda step, seed_steps, total: step if step >= seed_steps else 0,
         seq_len=p.train.horizon, train_params=p.train,
-        extras=lambda agent, state: {"parameters": agent.model.num_parameters()})
+        extras=lambda agent, state: {"parameters": agent.model.num_parameters()},
+        weights=lambda agent: {"model": agent.model.state_dict()})
 
 
 def train_sac(shared, job) -> dict:
     """Stable-Baselines3 SAC with its default hyperparameters on the same env, budget and evaluation, on params
-    `device` (SB3 moves its networks and replay batches there)."""
+    `device` (SB3 moves its networks and replay batches there). Checkpoints as SB3's model.zip, replay.pkl and
+    state.json; the final weights (WEIGHTS) are its policy's actor (the critics only train)."""
     from stable_baselines3 import SAC
 
     p, data, results = shared
@@ -218,8 +227,12 @@ def train_sac(shared, job) -> dict:
     final = summarise(state["final_returns"])
     result = {"method": "sac", "task": task, "seed": seed, "variant": "full", "frames": model.num_timesteps * ar,
               "episodes": int(model._episode_num), "core_hours": state["core_seconds"] / 3600, **final}
+    save_torch({"policy": {k: v for k, v in model.policy.state_dict().items() if k.startswith("actor.")}},
+               ckpt_dir / WEIGHTS)  # before eval.json, which marks the job finished
     save_csv(pd.DataFrame(state["curve"]), out / "curve.csv")
     save_json(result, out / "eval.json")
+    for name in ("state.json", "model.zip", "replay.pkl"):  # state.json first: without it a rerun starts over
+        (ckpt_dir / name).unlink()
     return result
 
 

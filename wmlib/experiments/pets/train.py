@@ -9,10 +9,11 @@ ablation under ablations/<variant>/ instead of full/):
     results/<scale>/pets/full/<task>/seed<seed>/eval.json   the fields every learner's eval.json has
         (method, task, seed, variant, frames, episodes, core_hours, mean, std, n, returns) plus PETS's own
     results/<scale>/pets/full/<task>/seed<seed>/curve.csv   frames, episodes, mean, std, fits, holdout_mse
-    data/<scale>/pets/full/<task>/seed<seed>/checkpoint.pt  the ensemble and every transition (notebook 19)
+    data/<scale>/pets/full/<task>/seed<seed>/agent.pt       the final ensemble (notebook 19, the release)
 
-The checkpoint is written at every learning-curve point with the optimiser and every random stream; a rerun
-resumes from it when it was made with the same settings (`fingerprint`), else starts over.
+While the job runs, checkpoint.pt beside it holds the ensemble, the optimiser, every transition and every random
+stream, written at every learning-curve point; a rerun resumes from it when it was made with the same settings
+(`fingerprint`), else starts over. A finished job deletes it.
 
 Variants: full (PE + TS-inf), ts1, expectation (the mean model), deterministic (DE + TS-inf), penalised
 (PE + TS-inf, reward - uncertainty.penalty x disagreement). `python -m wmlib.experiments.pets.train --scale S
@@ -35,6 +36,7 @@ from ...envs.mujoco_tasks import eval_seeds, make_env
 from ...evaluation import run_episodes, summarise
 from ...io import load_json, load_torch, save_csv, save_json, save_torch
 from ...models.ensemble import GaussianEnsemble, fit, make_ensemble
+from ..mujoco import CHECKPOINT, WEIGHTS
 from . import setup
 from .params import PETSParams
 
@@ -74,13 +76,12 @@ def make_agent(p: PETSParams, obs_dim: int, action_dim: int, variant: str, seed:
 
 
 def load_agent(p: PETSParams, data: Path, task: str, seed: int, variant: str = "full", device="cpu",
-               penalty: float | None = None):
-    """(agent, ensemble, transitions dict of tensors) of a finished job."""
-    saved = load_torch(run_dir(data, task, seed, variant) / "checkpoint.pt")
-    obs_dim, action_dim = saved["data"]["obs"].shape[1], saved["data"]["action"].shape[1]
-    agent, ensemble = make_agent(p, obs_dim, action_dim, variant, seed, device, penalty)
+               penalty: float | None = None) -> tuple[PETSAgent, GaussianEnsemble]:
+    """(agent, ensemble) of a finished job, the ensemble from its final weights (WEIGHTS)."""
+    saved = load_torch(run_dir(data, task, seed, variant) / WEIGHTS)
+    agent, ensemble = make_agent(p, saved["obs_dim"], saved["action_dim"], variant, seed, device, penalty)
     ensemble.load_state_dict(saved["ensemble"])
-    return agent, ensemble, saved["data"]
+    return agent, ensemble
 
 
 def fingerprint(p: PETSParams, job: tuple[str, int, str]) -> str:
@@ -109,7 +110,7 @@ def train_pets(shared, job) -> dict:
     total, seed_steps = budget.frames // ar, max(p.train.min_seed_steps, p.train.seed_episodes * length)
     store = {k: [] for k in ("obs", "action", "reward", "next_obs")}
     state = {"step": 0, "episode": 0, "curve": [], "fits": [], "act_seconds": [], "core_seconds": 0.0}
-    ckpt, key = run_dir(data, task, seed, variant) / "checkpoint.pt", fingerprint(p, job)
+    ckpt, key = run_dir(data, task, seed, variant) / CHECKPOINT, fingerprint(p, job)
     if ckpt.exists():
         saved = load_torch(ckpt)
         if saved.get("fingerprint") == key:  # else written with other settings (or by an older wmlib): start over
@@ -171,8 +172,11 @@ def train_pets(shared, job) -> dict:
               "parameters": ensemble.num_parameters(), **variant_settings(p, variant), "fits": len(fits),
               "holdout_mse": fits[-1]["holdout_mse"] if fits else None,
               "act_ms_median": 1000 * float(np.median(act_seconds)) if act_seconds else None}
+    save_torch({"ensemble": ensemble.state_dict(), "obs_dim": obs_dim, "action_dim": action_dim},
+               ckpt.with_name(WEIGHTS))  # before eval.json, which marks the job finished
     save_csv(pd.DataFrame(curve), out / "curve.csv")
     save_json(result, out / "eval.json")
+    ckpt.unlink()
     return result
 
 

@@ -175,7 +175,7 @@ def measure(p, run_data, task: str, seed: int, penalised: bool = False, q_model=
     from .train import load_agent
 
     u = p.uncertainty
-    agent, ens, _ = load_agent(p, run_data, task, seed, "full")
+    agent, ens = load_agent(p, run_data, task, seed, "full")
     env = make_env(task, p.tasks[task].action_repeat, p.evaluation.max_frames)
     seeds = eval_seeds(u.episodes)
     ood_policy, ood_reset = held_action_policy(ens.action_dim, seed)
@@ -188,7 +188,7 @@ def measure(p, run_data, task: str, seed: int, penalised: bool = False, q_model=
     reliability = variance_reliability(s["variance"], s["sq_error"], u.bins)
     returns = {"plain": [float(e["reward"].sum()) for e in eps["in"]]}
     if penalised:
-        agent, _, _ = load_agent(p, run_data, task, seed, "full", penalty=u.penalty)
+        agent, _ = load_agent(p, run_data, task, seed, "full", penalty=u.penalty)
         returns["penalised"] = [float(e["reward"].sum()) for e in episodes(env, agent.act, seeds, agent.reset)]
     env.close()
     metrics = {
