@@ -94,8 +94,6 @@ def acting_tensors(learner: str, state: dict) -> dict[str, torch.Tensor]:
             **{k: v for k, v in state["ac"].items() if k.startswith("actor.")}}
 
 
-
-
 def stem(learner: str, task: str, seed: int) -> str:
     return f"{learner}_{task.replace('/', '_')}_seed{seed}"
 
@@ -108,8 +106,7 @@ def meta(learner: str, task: str, seed: int, p: MujocoParams) -> dict:
 def networks(data, p: MujocoParams) -> dict[str, Network]:
     """The released runs' (`released_seed`) final weights as float32 release networks."""
     return {stem(learner, task, seed): Network(acting_tensors(learner, load_torch(path)), meta(learner, task, seed, p),
-                                               path)
-            for learner, task, seed, path in runs(data, released_seed(p))}
+                                               path) for learner, task, seed, path in runs(data, released_seed(p))}
 
 
 def main(argv=None):

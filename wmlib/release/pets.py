@@ -6,9 +6,9 @@ Agent names: `<task>/seed<seed>`, e.g. `dmc/cartpole-swingup/seed0`.
 
 A file holds the ensemble's state (weights, log-variance bounds, input and target standardisers); the planner
 (CEM with trajectory sampling, wmlib.control.pets) is rebuilt from the scale's PETSParams stored in the file's
-header. Each episode seeds the planner's generator with the episode's seed,
-so an episode is repeatable from the weights alone; the training job's final evaluation drew from the generator where
-training had left it: same distribution, other numbers.
+header. Each episode seeds the planner's generator with the episode's seed, so an episode is repeatable from the
+weights alone; the training job's final evaluation drew from the generator where training had left it: same
+distribution, other numbers.
 """
 import argparse
 import json
