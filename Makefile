@@ -36,8 +36,13 @@ else
 	@echo "the $(SCALE) pipeline's results: $(WORKSPACE)/results/$(SCALE)/"
 endif
 
+# two pytest workers (pytest-xdist), each on one torch thread: at smoke size every op is overhead-bound, so two
+# single-threaded processes do twice the work of one with two threads (tests/conftest.py keeps each notebook
+# chain on one worker, in order)
+TEST_WORKERS ?= 2
 test: setup
-	WMLIB_SCALE=smoke $(RUN) python -m pytest --nbval-lax -p no:cacheprovider tests notebooks
+	WMLIB_SCALE=smoke OMP_NUM_THREADS=1 $(RUN) python -m pytest -n $(TEST_WORKERS) --dist loadgroup --nbval-lax \
+		-p no:cacheprovider tests notebooks
 
 bench: setup
 	$(RUN) dvc repro benchmarks benchmarks_doom benchmarks_mujoco benchmarks_dreamer
