@@ -37,8 +37,8 @@ else
 endif
 
 # two pytest workers (pytest-xdist), each on one torch thread: at smoke size every op is overhead-bound, so two
-# single-threaded processes do twice the work of one with two threads (tests/conftest.py keeps each notebook
-# chain on one worker, in order)
+# single-threaded processes do nearly twice the work of one with two threads (notebooks/conftest.py keeps each
+# notebook chain on one worker, in order)
 TEST_WORKERS ?= 2
 test: setup
 	WMLIB_SCALE=smoke OMP_NUM_THREADS=1 $(RUN) python -m pytest -n $(TEST_WORKERS) --dist loadgroup --nbval-lax \
