@@ -35,5 +35,9 @@ def pytest_xdist_make_scheduler(config, log):
 def pytest_collection_modifyitems(config, items):
     """The notebooks' cells first, the longest chain first (stable: the cells keep their order)."""
     rank = {name: i for i, name in enumerate(CHAINS)}
-    items.sort(key=lambda item: rank.get(notebook_chain(item.nodeid), len(CHAINS)) if item.path.suffix == ".ipynb"
-               else len(CHAINS) + 1)
+
+    def order(item):  # listed chains, then other notebooks, then the unit tests
+        chain = notebook_chain(item.nodeid)
+        return len(CHAINS) + 1 if chain is None else rank.get(chain, len(CHAINS))
+
+    items.sort(key=order)
