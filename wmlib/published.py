@@ -105,7 +105,7 @@ def compare(ours: Sequence[float], point: Point | None) -> dict:
 
 
 WORLD_MODELS = REFERENCE / "worldmodels"
-WM_POPULATION, WM_EPISODES, WM_EVAL_EPISODES = 64, 16, 1024  # the logs' names: <game>.cma.<episodes>.<population>
+WM_POPULATION, WM_EPISODES = 64, 16  # the logs' names: <game>.cma.<episodes>.<population>
 WM_HISTORY = ["generation", "seconds", "mean", "worst", "best", "std", "sigma", "mean_steps", "max_steps"]
 
 
