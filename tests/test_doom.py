@@ -1,4 +1,5 @@
-"""TakeCover: preprocessing, the random data policy, crash recovery, the episode stream M learns from."""
+"""TakeCover: preprocessing, the random data policy, crash recovery, the episode stream M learns from (and its
+encoding, kept once for every M that reads it)."""
 import logging
 import subprocess
 import sys
@@ -7,12 +8,15 @@ import time
 import numpy as np
 import psutil
 import pytest
+import torch
 
 from wmlib.data.rollouts import Episode, RolloutStore
 from wmlib.envs.takecover import ACTION_TO_MOVE, MOVE_TO_ACTION, HeldRandomPolicy, ResilientEnv, make_takecover
-from wmlib.experiments.doom import Run
+from wmlib.experiments.doom import Run, world_model
 from wmlib.experiments.doom.params import DoomParams
-from wmlib.experiments.doom.world_model import encode_rollouts
+from wmlib.experiments.doom.world_model import LATENTS, encode_rollouts, load_latents
+from wmlib.experiments.world_models import load_vae
+from wmlib.io import save_torch
 from wmlib.models.vae import ConvVAE
 from wmlib.params import load_params
 
@@ -134,6 +138,73 @@ def test_stream_holds_the_continuous_actions_of_the_random_policy(tmp_path):
     np.testing.assert_allclose(out["action"], drawn, rtol=0, atol=1e-7)
     assert len(np.unique(out["action"])) > 6 and np.abs(out["action"]).max() <= 1
     np.testing.assert_array_equal(out["move"], (out["action"] > 1 / 3).astype(float) - (out["action"] < -1 / 3))
+
+
+def small_run(tmp_path, seed: int = 0) -> Run:
+    """A run with three short episodes of random frames and a random V (vae.pt)."""
+    run = Run("smoke", load_params(DoomParams, "smoke"), tmp_path, tmp_path)
+    store, rng, entries, meta = RolloutStore(tmp_path / "rollouts"), np.random.default_rng(0), [], {"max_steps": 9}
+    for ep_seed, T in enumerate((5, 9, 7)):
+        ep = Episode(ep_seed, rng.integers(0, 256, (T, 64, 64, 3), dtype=np.uint8),
+                     rng.integers(0, 3, T).astype(np.float32), np.ones(T, np.float32))
+        entries.append(store.write(ep, meta))
+    store.write_index(entries, meta)
+    write_vae(run, seed)
+    return run
+
+
+def write_vae(run: Run, seed: int):
+    torch.manual_seed(seed)
+    save_torch({"z_size": 64, "model": ConvVAE(64).state_dict()}, run.data / "vae.pt")
+
+
+def assert_same(a: dict, b: dict):
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+        assert a[k].dtype == b[k].dtype, k
+
+
+def test_latents_are_encoded_once_then_read_back_unchanged(tmp_path, monkeypatch):
+    run = small_run(tmp_path)
+    expected = encode_rollouts(run, load_vae(run))
+    assert_same(load_latents(run), expected)
+    assert (tmp_path / LATENTS).exists()
+
+    def no_encoding(*args):
+        raise AssertionError("encoded again")
+    monkeypatch.setattr(world_model, "encode_rollouts", no_encoding)
+    assert_same(load_latents(run), expected)  # read back from latents.npz
+
+
+def test_latents_of_another_v_or_other_rollouts_are_encoded_again(tmp_path):
+    run = small_run(tmp_path)
+    first = load_latents(run)
+    write_vae(run, seed=1)  # a retrained V
+    second = load_latents(run)
+    assert not np.array_equal(first["mu"], second["mu"])
+    assert_same(second, encode_rollouts(run, load_vae(run)))
+    digest, store = world_model.encoding_digest(run), RolloutStore(tmp_path / "rollouts")
+    episodes = list(store)
+    episodes[0].frames[:] = 255 - episodes[0].frames  # one episode's frames changed, and the index with them
+    store.write_index([store.write(ep, {"max_steps": 9}) for ep in episodes], {"max_steps": 9})
+    assert world_model.encoding_digest(run) != digest
+    assert_same(load_latents(run), encode_rollouts(run, load_vae(run)))
+
+
+def test_latents_of_an_older_wmlib_without_a_digest_are_encoded_again(tmp_path):
+    run = small_run(tmp_path)
+    np.savez(tmp_path / LATENTS, mu=np.zeros((21, 64), np.float32))
+    assert_same(load_latents(run), encode_rollouts(run, load_vae(run)))
+
+
+def test_ablation_variants_share_the_main_runs_latents(tmp_path):
+    from wmlib.experiments.doom.ablation import variant_run
+    run = small_run(tmp_path)
+    load_latents(run)
+    vrun = variant_run(Run("default", load_params(DoomParams, "default"), tmp_path, tmp_path), "stream")
+    assert_same(load_latents(vrun), load_latents(run))
+    assert not (vrun.data / LATENTS).exists() and (tmp_path / LATENTS).exists()
 
 
 GAME_THEN = """

@@ -1,12 +1,12 @@
 """The Doom ablation: each variant's run (its switches, its folders, the shared rollouts and V), the interval of a
-mean, and the table gathered from the variants' results."""
+mean, the table gathered from the variants' results, and the decision rule applied to it."""
 import numpy as np
 import pandas as pd
 import pytest
 
 from wmlib.evaluation import EvalResult
 from wmlib.experiments.doom import Run
-from wmlib.experiments.doom.ablation import ablation_table, mean_interval, variant_run
+from wmlib.experiments.doom.ablation import ablation_table, choose_variant, mean_interval, variant_run
 from wmlib.experiments.doom.params import DoomParams, MSwitches
 from wmlib.io import save_json
 from wmlib.params import load_params
@@ -88,3 +88,19 @@ def test_table_gathers_each_variants_results(run):
         assert (r.dream_mean, r.exploitation_gap, r.left) == (dream, gap, 0.5)
         assert r.windows == run.params.ablation.variants[variant].windows
     assert (run.results / "ablation.csv").exists()
+
+
+def table_of(**intervals) -> pd.DataFrame:
+    """variant=(mean, low, high) -> an ablation table's columns that the rule reads."""
+    return pd.DataFrame([{"variant": v, "real_mean": m, "real_low": lo, "real_high": hi}
+                         for v, (m, lo, hi) in intervals.items()])
+
+
+def test_the_rule_takes_the_best_variant_only_when_its_interval_clears_ours():
+    assert choose_variant(table_of(ours=(300, 250, 350), stream=(500, 400, 600), authors=(450, 360, 540))) == "stream"
+    # the best overlaps ours: keep ours, even though a lower variant's interval clears it
+    assert choose_variant(table_of(ours=(300, 250, 350), stream=(420, 340, 500), authors=(410, 360, 460))) == "ours"
+    assert choose_variant(table_of(ours=(600, 500, 700), stream=(500, 400, 600))) == "ours"  # ours is the best
+    assert choose_variant(table_of(ours=(300, 250, 350), stream=(500, 350, 650))) == "ours"  # touching: no evidence
+    with pytest.raises(ValueError, match="no baseline variant 'ours'"):
+        choose_variant(table_of(stream=(500, 400, 600)))

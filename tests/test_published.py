@@ -88,3 +88,49 @@ def test_compare_ranks_our_seeds_among_the_published_ones():
 def test_unknown_file_is_named():
     with pytest.raises(FileNotFoundError, match="nope.csv"):
         published.load("nope.csv")
+
+
+# The World Models authors' CMA-ES logs (reference/published/worldmodels/), stored verbatim
+
+
+def git_blob_id(data: bytes) -> str:
+    """The id git gives a file's content: sha1 of 'blob <size>\\0<content>'."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+@pytest.mark.parametrize("path", sorted(published.WORLD_MODELS.glob("*.json")), ids=lambda p: p.name)
+def test_world_models_logs_are_the_authors_files(path):
+    """Each file is byte for byte the blob the README names, i.e. the file in the authors' git tree."""
+    readme = (published.REFERENCE / "README.md").read_text()
+    assert re.search(rf"\| worldmodels/{re.escape(path.name)} \| {git_blob_id(path.read_bytes())} \|", readme)
+
+
+@pytest.mark.parametrize("game", ["carracing", "doomrnn"])
+def test_world_models_columns_read_as_their_train_py_writes_them(game):
+    """Column order checked by what must hold between the columns: worst <= mean <= best, steps at most the cap,
+    sigma starting just under their sigma_init 0.1 and shrinking, 64 x 16 episodes per generation."""
+    hist, evals = published.world_models_cmaes(game)
+    assert len(hist) == 1800 and list(hist.generation) == list(range(1, 1801))
+    assert ((hist.worst <= hist["mean"]) & (hist["mean"] <= hist.best)).all()
+    assert (hist.mean_steps <= hist.max_steps).all() and (hist.max_steps <= 2101).all()
+    assert 0.09 < hist.sigma.iloc[0] < 0.1 and hist.sigma.iloc[-1] < hist.sigma.iloc[0]
+    assert (hist.episodes == hist.generation * 1024).all()
+    assert list(evals.generation) == list(range(25, 1801, 25)) and (evals.episodes == evals.generation * 1024).all()
+
+
+def test_world_models_carracing_first_evaluation():
+    """The number issue 15 quotes from this log: the mean scored 823 at generation 25 (25,600 episodes)."""
+    _, evals = published.world_models_cmaes("carracing")
+    assert (evals.generation[0], evals.episodes[0], round(evals["mean"][0])) == (25, 25_600, 823)
+
+
+def test_world_models_at_never_credits_more_episodes():
+    hist, _ = published.world_models_cmaes("carracing")
+    assert published.world_models_at(hist, 10_240).generation == 10
+    assert published.world_models_at(hist, 10_239).generation == 9
+    assert published.world_models_at(hist, 1_023) is None
+
+
+def test_world_models_unknown_game_is_named():
+    with pytest.raises(FileNotFoundError, match=r"'doom'.*have: carracing, doomrnn"):
+        published.world_models_cmaes("doom")

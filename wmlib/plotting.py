@@ -58,6 +58,28 @@ def fitness_curve(history, evaluations, title: str, paper: float | None = None):
     return fig
 
 
+def fitness_beside_authors(runs: dict, authors, paper: float | None = None, title: str = ""):
+    """CMA-ES against training episodes (log scale): the population mean (line) and the evaluations of the mean
+    (markers) of our runs (label -> (history, evaluations, episodes per generation)) beside the authors' run
+    (`authors`: wmlib.published.world_models_cmaes's pair)."""
+    import pandas as pd
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for i, (label, (history, evaluations, per_generation)) in enumerate(runs.items()):
+        h, e = pd.DataFrame(history), pd.DataFrame(evaluations)
+        ax.plot(h.generation * per_generation, h["mean"], color=f"C{i}", label=f"{label}: population mean")
+        if len(e):
+            ax.plot(e.generation * per_generation, e["mean"], "o", color=f"C{i}", label=f"{label}: mean, evaluated")
+    hist, evals = authors
+    ax.plot(hist.episodes, hist["mean"], color="k", lw=0.8, label="authors' run: population mean")
+    ax.plot(evals.episodes, evals["mean"], "s", color="k", ms=3, label="authors' run: mean, evaluated")
+    if paper is not None:
+        ax.axhline(paper, ls="--", color="gray", label=f"paper: {paper:g}")
+    ax.set_xscale("log"), ax.set_xlabel("CMA-ES training episodes"), ax.set_ylabel("return"), ax.set_title(title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def score_histograms(results: dict, labels: dict[str, str], paper: dict[str, float | None]):
     """One histogram of per-episode returns per method, with its mean and the paper's."""
     fig, axes = plt.subplots(1, len(results), figsize=(4 * len(results), 3), sharey=True, squeeze=False)

@@ -1,5 +1,5 @@
 """The published per-seed learning curves in reference/published/ (sources, commits and licences in its README),
-and where a set of our seeds falls among them.
+and where a set of our seeds falls among them; and the World Models authors' own CMA-ES logs (`world_models_cmaes`).
 
     at("tdmpc.csv", "tdmpc", "states", "walker-walk", 40_000)      # each published seed's return at 40k frames
     compare([888.0, 901.0, 870.0], at(...))                         # published mean, range, our seeds' ranks
@@ -11,6 +11,7 @@ range of real runs (an interpolated min or max is no run's return) and the compa
 method with frames it had not yet trained on. Frames count DMC control steps with the action repeat included.
 """
 import functools
+import json
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -101,3 +102,32 @@ def compare(ours: Sequence[float], point: Point | None) -> dict:
             "published_frames": "/".join(str(f) for f in logged),
             "ranks": " ".join(f"{r}/{len(point.seeds)}" for r in ranks(ours, point)),
             "inside_range": bool(point.min <= mean <= point.max)}
+
+
+WORLD_MODELS = REFERENCE / "worldmodels"
+WM_POPULATION, WM_EPISODES = 64, 16  # the logs' names: <game>.cma.<episodes>.<population>
+WM_HISTORY = ["generation", "seconds", "mean", "worst", "best", "std", "sigma", "mean_steps", "max_steps"]
+
+
+def world_models_cmaes(game: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The World Models authors' CMA-ES run, read from their logs (reference/published/worldmodels/, one seed):
+    `game` 'carracing', or 'doomrnn' (TakeCover, trained and evaluated in the dream at their code's tau 1.25).
+    Returns (per generation: WM_HISTORY as their train.py writes it, the fitness being the mean return of a
+    candidate's 16 episodes, plus `episodes`: training episodes so far, 64 x 16 per generation;
+    every 25 generations: generation, episodes, mean = the distribution's mean evaluated on 1,024 episodes)."""
+    paths = [WORLD_MODELS / f"{game}.cma.{WM_EPISODES}.{WM_POPULATION}.{kind}.json" for kind in ("hist", "hist_best")]
+    if not all(p.is_file() for p in paths):
+        raise FileNotFoundError(f"{paths[0].parent}: no CMA-ES log of game {game!r} (have: "
+                                f"{', '.join(sorted({p.name.split('.')[0] for p in WORLD_MODELS.glob('*.json')}))})")
+    hist = pd.DataFrame(json.loads(paths[0].read_text()), columns=WM_HISTORY)
+    evals = pd.DataFrame([(row[0], row[5]) for row in json.loads(paths[1].read_text())], columns=["generation", "mean"])
+    for df in (hist, evals):
+        df.insert(1, "episodes", df.generation * WM_POPULATION * WM_EPISODES)
+    return hist, evals
+
+
+def world_models_at(hist: pd.DataFrame, episodes: int) -> pd.Series | None:
+    """The authors' last generation (a row of world_models_cmaes's first frame) after at most `episodes` training
+    episodes, so never credited with more training than ours had; None before their first generation ended."""
+    done = hist[hist.episodes <= episodes]
+    return None if done.empty else done.iloc[-1]

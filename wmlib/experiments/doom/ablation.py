@@ -18,11 +18,10 @@ from scipy.stats import bootstrap
 
 from ...evaluation import EvalResult
 from ...io import load_json, save_csv
-from ..world_models import load_vae
 from . import Run, setup
 from .controller import evaluate_tau, train_controller
 from .table import exploitation, real_moves
-from .world_model import encode_rollouts, train_mdnrnn
+from .world_model import load_latents, train_mdnrnn
 
 SHARED = ("rollouts", "vae.pt")  # made by the main pipeline, used by every variant
 
@@ -49,9 +48,9 @@ def variant_run(run: Run, variant: str) -> Run:
 
 
 def train_variant_mdnrnn(run: Run, variant: str, progress: bool = True):
-    """Stage 1 of a variant: its M, on the rollouts encoded by the shared V."""
+    """Stage 1 of a variant: its M, on the rollouts encoded by the shared V (encoded once for every variant)."""
     vrun = variant_run(run, variant)
-    return train_mdnrnn(vrun, encode_rollouts(vrun, load_vae(vrun)), progress)
+    return train_mdnrnn(vrun, load_latents(vrun), progress)
 
 
 def train_variant_controller(run: Run, variant: str, moves_episodes: int = 10, dreams: int = 4) -> dict:
@@ -106,6 +105,17 @@ def ablation_table(run: Run) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     save_csv(df.round(3), run.results / "ablation.csv")
     return df
+
+
+def choose_variant(table: pd.DataFrame, baseline: str = "ours") -> str:
+    """The decision rule the README set down before the `default` ablation ran: the variant with the highest
+    real-game mean (`ablation_table`'s real_mean) if its 95% interval lies wholly above the baseline's (real_low >
+    the baseline's real_high); otherwise the baseline, since one screening seed whose interval overlaps is no
+    evidence. doom.<scale>.mdnrnn then takes the chosen variant's switches."""
+    if baseline not in set(table.variant):
+        raise ValueError(f"the ablation table has no baseline variant {baseline!r} (it has {list(table.variant)})")
+    best, base = table.loc[table.real_mean.idxmax()], table.set_index("variant").loc[baseline]
+    return str(best.variant) if best.real_low > base.real_high else baseline
 
 
 def main(argv=None):

@@ -8,22 +8,32 @@ done flag. Where this departs from the authors' doomrnn.py is a switch in `mdnrn
 from a zero state, or the authors' consecutive stream, the state carried on), and the done target (deaths only, or
 every episode end).
 """
+import hashlib
+import inspect
+import sys
 import time
 
 import numpy as np
 import pandas as pd
 import torch
+from filelock import FileLock
 from tqdm.auto import tqdm
 
 from ... import training
+from ...data import rollouts as rollouts_module
 from ...data.rollouts import INDEX, RolloutStore
+from ...envs import takecover
 from ...envs.takecover import ACTION_TO_MOVE, HeldRandomPolicy
-from ...io import load_json, load_torch, save_csv, save_json, save_torch
+from ...io import atomic_path, load_json, load_torch, save_csv, save_json, save_torch
+from ...models import vae as vae_module
 from ...models.dream import BatchedDream, done_loss, quantize_action
 from ...models.mdnrnn import MDNRNN, mdn_nll
 from ...models.vae import ConvVAE
 from ...training import CHECKPOINT_SECONDS, _Clock, _resume, _save
+from ..world_models import load_vae
 from . import Run
+
+LATENTS = "latents.npz"  # encode_rollouts' arrays, beside the rollouts; see load_latents
 
 
 def held_actions(seed: int, hold, moves: np.ndarray) -> np.ndarray:
@@ -42,9 +52,8 @@ def held_actions(seed: int, hold, moves: np.ndarray) -> np.ndarray:
 def encode_rollouts(run: Run, vae: ConvVAE) -> dict:
     """Every kept episode encoded and laid end to end: mu, logvar (N, z), move (N,) in {-1, 0, 1}, action (N,)
     the continuous action in [-1, 1] (= move where the rollouts' policy cannot be replayed), restart (N,) 1 on
-    each first frame, done (N,) 1 on a frame where the agent died, all float32. In memory only (minutes at
-    `default`): M's stages read the rollouts and vae.pt, both reproducible or kept in git, so losing the DVC cache
-    never makes them stale."""
+    each first frame, done (N,) 1 on a frame where the agent died, all float32. About 30 minutes on one core at
+    `default` (1.6 million frames): M's stages call load_latents, which encodes once for all of them."""
     store = RolloutStore(run.data / "rollouts")
     meta = load_json(store.root / INDEX)["meta"]
     parts = {k: [] for k in ("mu", "logvar", "move", "action", "restart", "done")}
@@ -59,6 +68,37 @@ def encode_rollouts(run: Run, vae: ConvVAE) -> dict:
         for k, v in zip(parts, (mu, logvar, move, action, restart, done)):
             parts[k].append(v)
     return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def encoding_digest(run: Run) -> str:
+    """sha256 of everything encode_rollouts' output depends on: V's weights (vae.pt), the rollouts (their
+    index.json, which holds every episode file's sha256, checked on each load), and the code that reads and
+    encodes them (this module, wmlib.training, the VAE, TakeCover's actions, the rollout store)."""
+    h = hashlib.sha256((run.data / "vae.pt").read_bytes())
+    h.update((run.data / "rollouts" / INDEX).read_bytes())
+    for module in (sys.modules[__name__], training, vae_module, takecover, rollouts_module):
+        h.update(inspect.getsource(module).encode())
+    return h.hexdigest()
+
+
+def load_latents(run: Run) -> dict:
+    """encode_rollouts(run, V) of the run's rollouts and vae.pt, encoded once and then read back: kept in
+    latents.npz beside the rollouts (the main run's folder, shared by the ablation's variants) with
+    `encoding_digest`, and encoded again whenever the digest differs, so a stale file is never read. It is a
+    memo, not a DVC output: the stages that read it depend on the rollouts, vae.pt and this code, exactly what
+    the digest covers, so their results are the same with or without it, and a lost file costs one encoding
+    (never a stale stage). Concurrent callers (the ablation's stages, two at a time) wait for one encoding."""
+    path = (run.data / "rollouts").resolve().parent / LATENTS
+    digest = encoding_digest(run)
+    with FileLock(f"{path}.lock"):
+        if path.exists():
+            with np.load(path) as stored:
+                if "digest" in stored.files and str(stored["digest"]) == digest:
+                    return {k: stored[k] for k in stored.files if k != "digest"}
+        lat = encode_rollouts(run, load_vae(run))
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, digest=np.array(digest), **lat)
+    return lat
 
 
 def episode_ends(restart: np.ndarray) -> np.ndarray:
@@ -142,10 +182,10 @@ class WindowSampler:
 
 
 def train_mdnrnn(run: Run, lat: dict, progress: bool = True) -> tuple[MDNRNN, list[dict]]:
-    """On `lat` (encode_rollouts'): teacher-forced on windows of the episode stream (`mdnrnn.windows`), z re-sampled
-    from (mu, logvar) each batch, on the run's device (windows and noise drawn on the CPU, the same on every
-    device). Checkpoints about once a minute and resumes (with the carried LSTM state). Returns (M, history of
-    {step, nll, done_loss, lr})."""
+    """On `lat` (encode_rollouts', read by load_latents): teacher-forced on windows of the episode stream
+    (`mdnrnn.windows`), z re-sampled from (mu, logvar) each batch, on the run's device (windows and noise drawn on
+    the CPU, the same on every device). Checkpoints about once a minute and resumes (with the carried LSTM state).
+    Returns (M, history of {step, nll, done_loss, lr})."""
     p, seed, device = run.params.mdnrnn, run.params.seed, run.device
     N = len(lat["mu"])
     sampler = WindowSampler(lat["restart"], p, seed)
