@@ -38,11 +38,12 @@ endif
 
 # two pytest workers (pytest-xdist), each on one torch thread: at smoke size every op is overhead-bound, so two
 # single-threaded processes do nearly twice the work of one with two threads (notebooks/conftest.py keeps each
-# notebook chain on one worker, in order)
+# notebook chain on one worker, in order); the 20 slowest tests and notebook cells are listed at the end, to profile
+# CI's time
 TEST_WORKERS ?= 2
 test: setup
 	WMLIB_SCALE=smoke OMP_NUM_THREADS=1 $(RUN) python -m pytest -n $(TEST_WORKERS) --dist loadgroup --nbval-lax \
-		-p no:cacheprovider tests notebooks
+		--durations=20 -p no:cacheprovider tests notebooks
 
 bench: setup
 	$(RUN) dvc repro benchmarks benchmarks_doom benchmarks_mujoco benchmarks_dreamer
