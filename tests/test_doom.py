@@ -13,6 +13,7 @@ import torch
 from wmlib.data.rollouts import Episode, RolloutStore
 from wmlib.envs.takecover import ACTION_TO_MOVE, MOVE_TO_ACTION, HeldRandomPolicy, ResilientEnv, make_takecover
 from wmlib.experiments.doom import Run, world_model
+from wmlib.experiments.doom.ablation import variant_run
 from wmlib.experiments.doom.params import DoomParams
 from wmlib.experiments.doom.world_model import LATENTS, encode_rollouts, load_latents
 from wmlib.experiments.world_models import load_vae
@@ -199,7 +200,6 @@ def test_latents_of_an_older_wmlib_without_a_digest_are_encoded_again(tmp_path):
 
 
 def test_ablation_variants_share_the_main_runs_latents(tmp_path):
-    from wmlib.experiments.doom.ablation import variant_run
     run = small_run(tmp_path)
     load_latents(run)
     vrun = variant_run(Run("default", load_params(DoomParams, "default"), tmp_path, tmp_path), "stream")
