@@ -80,6 +80,23 @@ def fitness_beside_authors(runs: dict, authors, paper: float | None = None, titl
     return fig
 
 
+def ablation_bars(table, tau: float, solved: float, paper: float):
+    """One bar per variant of an ablation table (wmlib.experiments.doom.ablation.ablation_table): real-game frames
+    survived with its 95% interval, the dream score as a dot, the task's solve mark and the paper's score."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    x = range(len(table))
+    err = [table.real_mean - table.real_low, table.real_high - table.real_mean]
+    ax.bar(x, table.real_mean, yerr=err, capsize=3, color="C1", alpha=0.8, label="real game (95% interval)")
+    ax.plot(x, table.dream_mean, "o", color="C0", label="dream")
+    ax.axhline(solved, color="k", lw=0.5, label=f"solved ({solved:g})")
+    ax.axhline(paper, color="C1", ls="--", alpha=0.5, label=f"paper, tau={tau:g}")
+    ax.set_xticks(list(x), table.variant, rotation=20)
+    ax.set_ylabel(f"frames survived, tau={tau:g}")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def score_histograms(results: dict, labels: dict[str, str], paper: dict[str, float | None]):
     """One histogram of per-episode returns per method, with its mean and the paper's."""
     fig, axes = plt.subplots(1, len(results), figsize=(4 * len(results), 3), sharey=True, squeeze=False)
