@@ -19,12 +19,10 @@ WORKSPACE := scratch/pipeline-$(SCALE)
 
 setup: $(VENV)/.installed
 
-# --no-compile: pip would byte-compile all ~21,000 modules it installs (about 80 s of one core, nearly half of a clean
-# clone's 3-minute setup); Python compiles only the modules that are imported, on first import
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet --no-compile -e ".[test,ray]"
+	$(PY) -m pip install --quiet -e ".[test,ray]"
 	touch $@
 
 repro: setup
