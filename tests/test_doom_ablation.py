@@ -6,7 +6,7 @@ import pytest
 
 from wmlib.evaluation import EvalResult
 from wmlib.experiments.doom import Run
-from wmlib.experiments.doom.ablation import ablation_table, choose_variant, mean_interval, variant_run
+from wmlib.experiments.doom.ablation import ablation_table, choose_variant, variant_run
 from wmlib.experiments.doom.params import DoomParams, MSwitches
 from wmlib.io import save_json
 from wmlib.params import load_params
@@ -55,15 +55,6 @@ def test_variant_run_has_its_switches_its_folders_and_the_shared_files(run):
 def test_unknown_variant_is_named(run):
     with pytest.raises(ValueError, match="no variant 'nope'"):
         variant_run(run, "nope")
-
-
-def test_mean_interval_matches_the_normal_one_for_a_large_sample():
-    x = np.random.default_rng(0).normal(500, 200, 2000)
-    half = 1.96 * x.std() / np.sqrt(len(x))
-    low, high = mean_interval(x)
-    assert low == pytest.approx(x.mean() - half, abs=0.1 * half) and high == pytest.approx(x.mean() + half,
-                                                                                           abs=0.1 * half)
-    assert mean_interval([7.0, 7.0]) == (7.0, 7.0)
 
 
 def test_table_gathers_each_variants_results(run):

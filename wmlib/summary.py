@@ -15,7 +15,8 @@ from .io import atomic_path, save_csv
 from .params import COMMITTED_SCALE, resolve_scale
 from .paths import ROOT
 
-# ci_low, ci_high: a 95% interval of `mean` where the experiment gives one (MuJoCo: bootstrap over seeds), else empty
+# ci_low, ci_high: a 95% bootstrap interval of `mean` where the experiment gives one (CarRacing and Doom: over
+# episodes, wmlib.intervals; MuJoCo: over seeds), else empty
 COLUMNS = ["experiment", "method", "metric", "mean", "std", "n", "ci_low", "ci_high", "env_steps", "paper_mean",
            "paper_std", "scale", "train_episodes", "core_hours"]
 README = ROOT / "README.md"

@@ -12,11 +12,10 @@ its checkpoints: `python -m wmlib.experiments.doom.ablation mdnrnn --variant NAM
 import argparse
 from dataclasses import replace
 
-import numpy as np
 import pandas as pd
-from scipy.stats import bootstrap
 
 from ...evaluation import EvalResult
+from ...intervals import mean_interval
 from ...io import load_json, save_csv
 from . import Run, setup
 from .controller import evaluate_tau, train_controller
@@ -74,16 +73,6 @@ def run_variant(run: Run, variant: str):
         train_variant_mdnrnn(run, variant, progress=False)
     if not (vrun.results / "exploitation.csv").exists():
         train_variant_controller(run, variant)
-
-
-def mean_interval(x, confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Percentile-bootstrap interval of the mean of x (10,000 resamples, seeded)."""
-    x = np.asarray(x, float)
-    if np.ptp(x) == 0:
-        return float(x[0]), float(x[0])
-    res = bootstrap((x,), np.mean, confidence_level=confidence, n_resamples=10_000, method="percentile",
-                    random_state=np.random.default_rng(seed))
-    return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
 def ablation_table(run: Run) -> pd.DataFrame:

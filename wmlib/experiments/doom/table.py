@@ -1,4 +1,4 @@
-"""Step 10: the paper's temperature table rebuilt, the random baseline, and the summary rows."""
+"""Step 10: the paper's temperature table rebuilt (with 95% intervals), the random baseline, and the summary rows."""
 import numpy as np
 import pandas as pd
 import torch
@@ -6,6 +6,7 @@ import torch
 from ...envs.seeds import episode_seeds
 from ...envs.takecover import make_takecover
 from ...evaluation import EvalResult, run_episode
+from ...intervals import mean_interval
 from ...io import load_json, save_csv, save_json
 from ...models.dream import BatchedDream, linear_policy
 from ...models.vae import frames_to_tensor
@@ -24,18 +25,25 @@ def evaluate_random(run: Run) -> EvalResult:
 
 
 def temperature_table(run: Run, random: EvalResult) -> pd.DataFrame:
-    """One row per tau in params (and the random policy): dream and real scores beside the paper's."""
+    """One row per tau in params (and the random policy): dream and real scores (mean, std and a 95% bootstrap
+    interval of the mean over the episodes: wmlib.intervals) beside the paper's."""
     rows = []
     for tau in run.params.taus:
         e = load_json(run.tau_dir(tau) / "evaluation.json")
+        (dream_low, dream_high), (real_low, real_high) = (
+            mean_interval(EvalResult.load(run.tau_dir(tau) / f"eval_{where}.json").returns)
+            for where in ("dream", "real"))
         paper = PAPER_TABLE.get(round(tau, 2), (None,) * 4)
-        rows.append({"tau": tau, "dream_mean": e["dream_mean"], "dream_std": e["dream_std"],
-                     "real_mean": e["real_mean"], "real_std": e["real_std"], "n": e["n"],
+        rows.append({"tau": tau, "dream_mean": e["dream_mean"], "dream_std": e["dream_std"], "dream_low": dream_low,
+                     "dream_high": dream_high, "real_mean": e["real_mean"], "real_std": e["real_std"],
+                     "real_low": real_low, "real_high": real_high, "n": e["n"],
                      "paper_dream_mean": paper[0], "paper_dream_std": paper[1],
                      "paper_real_mean": paper[2], "paper_real_std": paper[3]})
-    rows.append({"tau": None, "dream_mean": None, "dream_std": None, "real_mean": random.mean,
-                 "real_std": random.std, "n": len(random.returns), "paper_dream_mean": None,
-                 "paper_dream_std": None, "paper_real_mean": PAPER_RANDOM[0], "paper_real_std": PAPER_RANDOM[1]})
+    real_low, real_high = mean_interval(random.returns)
+    rows.append({"tau": None, "dream_mean": None, "dream_std": None, "dream_low": None, "dream_high": None,
+                 "real_mean": random.mean, "real_std": random.std, "real_low": real_low, "real_high": real_high,
+                 "n": len(random.returns), "paper_dream_mean": None, "paper_dream_std": None,
+                 "paper_real_mean": PAPER_RANDOM[0], "paper_real_std": PAPER_RANDOM[1]})
     df = pd.DataFrame(rows)
     save_csv(df, run.results / "temperature_table.csv")
     return df
@@ -136,22 +144,25 @@ def summary_rows(run: Run, table: pd.DataFrame) -> pd.DataFrame:
     world_model_hours = hours["rollouts"] + hours["vae"] + hours["mdnrnn"]
     rows = []
     for r in table.itertuples():
+        real = (r.real_mean, r.real_std, r.real_low, r.real_high)
         if pd.isna(r.tau):
-            rows.append(_row(run, "random policy", "frames survived, real game", r.real_mean, r.real_std, r.n,
+            rows.append(_row(run, "random policy", "frames survived, real game", *real, r.n,
                              0, 0, 0.0, r.paper_real_mean, r.paper_real_std))
             continue
         hours_tau = world_model_hours + hours[f"cmaes_tau_{r.tau:g}"]
-        for where, mean, std, pm, ps in (("dream", r.dream_mean, r.dream_std, r.paper_dream_mean, r.paper_dream_std),
-                                         ("real game", r.real_mean, r.real_std, r.paper_real_mean, r.paper_real_std)):
-            rows.append(_row(run, f"C trained in dream, tau={r.tau:g}", f"frames survived, {where}", mean, std, r.n,
+        for where, score, pm, ps in (("dream", (r.dream_mean, r.dream_std, r.dream_low, r.dream_high),
+                                      r.paper_dream_mean, r.paper_dream_std),
+                                     ("real game", real, r.paper_real_mean, r.paper_real_std)):
+            rows.append(_row(run, f"C trained in dream, tau={r.tau:g}", f"frames survived, {where}", *score, r.n,
                              rollouts["frames"], rollouts["episodes"], hours_tau, pm, ps))
     df = pd.DataFrame(rows)
     save_csv(df, run.results / "summary.csv")
     return df
 
 
-def _row(run, method, metric, mean, std, n, steps, episodes, core_hours, paper_mean, paper_std):
+def _row(run, method, metric, mean, std, low, high, n, steps, episodes, core_hours, paper_mean, paper_std):
     return {"experiment": EXPERIMENT, "method": method, "metric": metric, "mean": round(mean, 1),
-            "std": round(std, 1), "n": int(n), "env_steps": int(steps), "paper_mean": paper_mean,
+            "std": round(std, 1), "n": int(n), "ci_low": round(low, 1), "ci_high": round(high, 1),
+            "env_steps": int(steps), "paper_mean": paper_mean,
             "paper_std": paper_std, "scale": run.scale, "train_episodes": int(episodes),
             "core_hours": round(core_hours, 2)}
