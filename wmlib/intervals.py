@@ -18,7 +18,7 @@ def mean_interval(x, confidence: float = 0.95, seed: int = 0) -> tuple[float, fl
     if np.ptp(x) == 0:
         return float(x[0]), float(x[0])
     res = stats.bootstrap((x,), np.mean, confidence_level=confidence, n_resamples=RESAMPLES, method="percentile",
-                    random_state=np.random.default_rng(seed))
+                          random_state=np.random.default_rng(seed))
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
