@@ -1,9 +1,10 @@
-"""The World Models tables' 95% intervals against the textbook normal ones, which the bootstrap approaches on large
-samples."""
+"""The 95% intervals: the World Models tables' bootstrap against the textbook normal one, which it approaches on large
+samples; `play`'s Student's t against its formula."""
 import numpy as np
 import pytest
+from scipy import stats
 
-from wmlib.intervals import mean_interval, paired_difference
+from wmlib.intervals import mean_interval, paired_difference, t_interval
 
 
 def normal_interval(x):
@@ -36,3 +37,10 @@ def test_paired_difference_resamples_pairs():
 def test_paired_difference_needs_the_same_episodes():
     with pytest.raises(ValueError, match="same episodes"):
         paired_difference([1.0, 2.0], [1.0, 2.0, 3.0])
+
+
+def test_t_interval_is_students_t():
+    r = [3.0, 5.0, 10.0, 4.0]
+    half = stats.t.ppf(0.975, 3) * np.std(r, ddof=1) / np.sqrt(4)
+    assert t_interval(r) == pytest.approx((5.5 - half, 5.5 + half))
+    assert t_interval([7.0]) == (7.0, 7.0) and t_interval([2.0, 2.0]) == (2.0, 2.0)

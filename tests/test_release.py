@@ -6,7 +6,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from scipy import stats
 
 from wmlib import evaluate, play, release
 from wmlib.evaluation import EvalResult
@@ -66,14 +65,6 @@ def test_export_stores_fp16_only_where_the_check_shows_returns_unchanged(tmp_pat
     assert m["fp16_check"]["seeds"] == [10, 11, 12] and m["fp16_check"]["passed"] == (dtype == "float16")
     assert m["agents"] == {"a": ["big.safetensors", "small.safetensors"]}
     assert m["total_bytes"] == sum(p.stat().st_size for p in (tmp_path / "w").glob("*.safetensors"))
-
-
-def test_interval_is_students_t():
-    r = [3.0, 5.0, 10.0, 4.0]
-    mean, low, high = release.interval(r)
-    half = stats.t.ppf(0.975, 3) * np.std(r, ddof=1) / np.sqrt(4)
-    assert mean == pytest.approx(5.5) and (low, high) == pytest.approx((5.5 - half, 5.5 + half))
-    assert release.interval([7.0]) == (7.0, 7.0, 7.0)
 
 
 # --- tiny CarRacing weights, exported as the stage does -----------------------------------------------------------

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import torch
 
+from .intervals import t_interval
 from .params import resolve_scale
 from .plotting import save_gif
-from .release import EXPERIMENTS, check_experiment, interval, load_agent_weights, load_manifest, weights_dir
+from .release import EXPERIMENTS, check_experiment, load_agent_weights, load_manifest, weights_dir
 
 
 def load_player(experiment: str, agent: str | None = None, scale: str | None = None, folder: Path | None = None):
@@ -66,7 +67,7 @@ def seeds_for(args, manifest: dict) -> list[int]:
 
 
 def report(name: str, result) -> str:
-    mean, low, high = interval(result.returns)
+    mean, (low, high) = result.mean, t_interval(result.returns)
     lines = [f"{name}: seed {s}: return {r:.1f} ({n} steps)" for s, r, n in zip(result.seeds, result.returns,
                                                                                  result.steps)]
     return "\n".join(lines + [f"{name}: mean {mean:.1f}, 95% interval [{low:.1f}, {high:.1f}] over "

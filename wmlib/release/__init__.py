@@ -239,13 +239,3 @@ def load_agent_weights(folder: Path, manifest: dict, agent: str) -> tuple[dict, 
         tensors[stem], metas[stem] = load_weights(folder, manifest, name)
     return tensors, metas
 
-
-def interval(returns, confidence: float = 0.95) -> tuple[float, float, float]:
-    """(mean, low, high): Student's t interval for the mean return (low = high = mean for one episode)."""
-    from scipy import stats
-    r = np.asarray(returns, float)
-    mean = float(r.mean())
-    if len(r) < 2 or r.std() == 0:
-        return mean, mean, mean
-    low, high = stats.t.interval(confidence, len(r) - 1, loc=mean, scale=stats.sem(r))
-    return mean, float(low), float(high)
